@@ -1,0 +1,17 @@
+"""Exceptions raised by vaegan. Each message names the problem and how to fix it."""
+
+
+class VaeganError(Exception):
+    """Base class of vaegan's own errors."""
+
+
+class ConfigError(VaeganError, ValueError):
+    """A configuration value is invalid (names the field and the allowed values)."""
+
+
+class CheckpointError(VaeganError, OSError):
+    """A model folder or repo cannot be loaded safely (missing, corrupt or pickle-only weights)."""
+
+
+class WeightsMismatchError(CheckpointError):
+    """The weights on disk do not match the model built from config.json."""

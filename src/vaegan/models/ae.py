@@ -1,0 +1,112 @@
+"""The plain autoencoder, its MSE loss and the Gaussian prior fitted after training."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .validation import check_choice
+
+
+class AE(Autoencoder):
+    """Deterministic autoencoder trained with a reconstruction loss (MSE by default).
+
+    An AE has no prior: after training, :meth:`fit_prior` stores a Gaussian fitted to the training
+    latents inside the model (saved with it) so that :meth:`sample` works — and shows why an AE is a
+    poor generator: its latent space has holes the Gaussian does not know about.
+    """
+
+    family = "ae"
+
+    @register_to_config
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        latent_dim: int = 2,
+        architecture: str = "conv",
+        block_out_channels: Sequence[int] = (32, 64, 64, 64),
+        strides: Sequence[int] = (1, 2, 2, 1),
+        kernel_size: int = 3,
+        decoder_block_out_channels: Sequence[int] | None = None,
+        hidden_dims: Sequence[int] = (512, 256),
+        activation: str = "leaky_relu",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        reconstruction_loss: str = "mse",
+    ):
+        super().__init__()
+        check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
+        self._init_autoencoder(
+            image_size=image_size, in_channels=in_channels, latent_dim=latent_dim, architecture=architecture,
+            block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
+            decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
+            activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=latent_dim,
+        )
+        # The fitted prior N(prior_mean, L L^T); buffers, so save_pretrained stores them with the weights.
+        self.register_buffer("prior_mean", torch.zeros(latent_dim))
+        self.register_buffer("prior_scale_tril", torch.eye(latent_dim))
+        self.register_buffer("prior_fitted", torch.zeros(()))
+
+    def encode(self, images: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
+        """Images in [0, 1] -> ``EncoderOutput(latent=(B, latent_dim))``."""
+        latents = self.encoder(images)
+        return EncoderOutput(latent=latents) if return_dict else (latents,)
+
+    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+        """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
+        images = self.decode_latents(latents)
+        return DecoderOutput(sample=images) if return_dict else (images,)
+
+    def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+        """Reconstruct ``sample``."""
+        return self.decode(self.encode(sample).latent, return_dict=return_dict)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode(images).latent
+
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        loss = reconstruction_loss(self.decoder(self.encoder(images)), images, self.config.reconstruction_loss)
+        return {"loss": loss}
+
+    # ------------------------------------------------------------------ the fitted prior
+    @property
+    def has_prior(self) -> bool:
+        return bool(self.prior_fitted.item())
+
+    @torch.no_grad()
+    def fit_prior(self, latents: torch.Tensor) -> None:
+        """Store a Gaussian (mean and full covariance) fitted to ``latents`` ``(N, latent_dim)``."""
+        latents = latents.detach().to(self.device, torch.float64).reshape(len(latents), -1)
+        if latents.shape[1] != self.latent_dim or len(latents) < 2:
+            raise ValueError(f"fit_prior needs at least 2 latents of size {self.latent_dim}, "
+                             f"got shape {tuple(latents.shape)}.")
+        mean = latents.mean(0)
+        cov = torch.cov(latents.T).reshape(self.latent_dim, self.latent_dim)
+        jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(self.latent_dim, dtype=cov.dtype,
+                                                                              device=cov.device)
+        self.prior_mean.copy_(mean)
+        self.prior_scale_tril.copy_(torch.linalg.cholesky(cov + jitter))
+        self.prior_fitted.fill_(1.0)
+
+    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+        with self._eval_mode():
+            latents = [self.encode_images(images.to(self.device, self.dtype)) for images in batches]
+        self.fit_prior(torch.cat(latents))
+
+    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+        if not self.has_prior:
+            raise RuntimeError(
+                "This AE has no latent prior yet, so it cannot sample. Call ae.fit_prior(latents) with the "
+                "latents of its training images (vaegan's trainer does this at the end of training), or use "
+                "a VAE, whose prior is built in."
+            )
+        noise = randn_tensor((num_samples, self.latent_dim), generator=generator, device=self.device,
+                             dtype=self.dtype)
+        return self.prior_mean + temperature * noise @ self.prior_scale_tril.T

@@ -1,0 +1,91 @@
+"""What the AE and the VAE share: the encoder/decoder pair, its validation and the reconstruction loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .base import GenerativeModel
+from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
+from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+
+ARCHITECTURES = ("conv", "mlp")
+RECONSTRUCTION_LOSSES = ("bce", "mse")
+
+
+def reconstruction_loss(logits: torch.Tensor, images: torch.Tensor, kind: str, weight: float = 1.0) -> torch.Tensor:
+    """Per-sample reconstruction loss, averaged over the batch.
+
+    ``bce``: Bernoulli negative log-likelihood summed over pixels (images in [0, 1] as probabilities);
+    ``mse``: ``weight`` times the mean squared error over pixels (a Gaussian likelihood with fixed variance).
+    """
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
+        return per_pixel.flatten(1).sum(1).mean()
+    return weight * F.mse_loss(torch.sigmoid(logits), images, reduction="none").flatten(1).mean(1).mean()
+
+
+class Autoencoder(GenerativeModel):
+    """Encoder/decoder construction shared by :class:`~vaegan.AE` and :class:`~vaegan.VAE`."""
+
+    def _init_autoencoder(self, *, image_size: int, in_channels: int, latent_dim: int, architecture: str,
+                          block_out_channels: Sequence[int], strides: Sequence[int], kernel_size: int,
+                          decoder_block_out_channels: Sequence[int] | None, hidden_dims: Sequence[int],
+                          activation: str, batch_norm: bool, dropout: float, encoder_outputs: int) -> None:
+        check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
+        check_int("in_channels", in_channels, maximum=64)
+        check_int("latent_dim", latent_dim)
+        check_choice("architecture", architecture, ARCHITECTURES)
+        check_choice("activation", activation, tuple(ACTIVATIONS))
+        check_float("dropout", dropout, maximum=1.0, max_inclusive=False)
+        if not isinstance(batch_norm, bool):
+            raise ConfigError(f"batch_norm must be true or false, got {batch_norm!r}.")
+        if architecture == "conv":
+            channels = check_int_list("block_out_channels", block_out_channels)
+            strides = check_int_list("strides", strides, maximum=8)
+            if len(strides) != len(channels):
+                raise ConfigError(f"strides has {len(strides)} entries but block_out_channels has "
+                                  f"{len(channels)}; give one stride per conv layer.")
+            if check_int("kernel_size", kernel_size, maximum=15) % 2 == 0:
+                raise ConfigError(f"kernel_size must be odd (3, 5, ...) so strides divide sizes exactly, got "
+                                  f"{kernel_size}.")
+            conv_start_size(image_size, strides)
+            # Textbook mirror: encoder [32, 64, 64, 64] -> decoder [64, 64, 32] + image channels.
+            decoder = (list(reversed(channels))[1:] if decoder_block_out_channels is None
+                       else check_int_list("decoder_block_out_channels", decoder_block_out_channels,
+                                           allow_empty=True))
+            if len(decoder) != len(strides) - 1:
+                raise ConfigError(f"decoder_block_out_channels needs {len(strides) - 1} entries (one per "
+                                  f"transposed conv before the output layer), got {len(decoder)}.")
+
+            def factory() -> dict:
+                return {
+                    "encoder": ConvEncoder(in_channels, image_size, channels, strides, kernel_size,
+                                           encoder_outputs, activation, batch_norm, dropout),
+                    "decoder": ConvDecoder(latent_dim, image_size, in_channels, channels[-1], decoder,
+                                           list(reversed(strides)), kernel_size, activation, batch_norm,
+                                           dropout),
+                }
+        else:
+            hidden = check_int_list("hidden_dims", hidden_dims)
+            pixels = in_channels * image_size * image_size
+
+            def factory() -> dict:
+                return {
+                    "encoder": MLP(pixels, hidden, encoder_outputs, activation, batch_norm, dropout),
+                    "decoder": MLP(latent_dim, list(reversed(hidden)), pixels, activation, batch_norm, dropout,
+                                   out_shape=(in_channels, image_size, image_size)),
+                }
+
+        self._build(factory)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(latents))
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""
+        with self._eval_mode():
+            return self.decode_latents(self.encode_images(images.to(self.device, self.dtype)))

@@ -1,0 +1,311 @@
+"""``GenerativeModel``: what every vaegan family shares.
+
+* generation from latents (``sample``, ``interpolate``) with diffusers' ``randn_tensor``;
+* the training protocol the trainer drives (phases, parameters, losses, hooks), so a new family
+  plugs in without touching the trainer;
+* strict, safetensors-only loading and atomic saving on top of diffusers' ``ModelMixin``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, WeightsMismatchError
+from ..interpolation import interpolate_latents
+from .validation import MAX_PARAMETERS, closest
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+_CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
+                           "subfolder")
+
+
+class GenerativeModel(ModelMixin, ConfigMixin):
+    """Base class of the AE, VAE and GAN families (and of plugin families)."""
+
+    config_name = "config.json"
+    #: Short family name used for model-card tags and the CLI ("ae", "vae", "gan").
+    family: ClassVar[str] = "model"
+    #: Optimisation phases, each with its own optimizer; a GAN has a discriminator and a generator phase.
+    training_phases: ClassVar[tuple[str, ...]] = ("model",)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, factory: Callable[[], dict[str, nn.Module]]) -> None:
+        """Create the networks returned by ``factory`` after checking their size on the meta device."""
+        with torch.device("meta"):
+            count = sum(p.numel() for net in factory().values() for p in net.parameters())
+        if count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"This {type(self).__name__} configuration would have {count:,} parameters, more than the "
+                f"{MAX_PARAMETERS:,} vaegan allows; reduce latent_dim, image_size or the layer widths."
+            )
+        for name, net in factory().items():
+            setattr(self, name, net)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of the images this model reads and writes."""
+        return (self.config.in_channels, self.config.image_size, self.config.image_size)
+
+    # ------------------------------------------------------------------ generation
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
+        raise NotImplementedError
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [0, 1] -> latents ``(B, latent_dim)`` (the posterior mode)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no encoder; pass latent vectors instead, e.g. "
+            "model.prior_latents(2, generator=torch.Generator().manual_seed(0))."
+        )
+
+    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+        """Draw ``num_samples`` latents from the model's prior (a standard normal unless overridden)."""
+        noise = randn_tensor((num_samples, self.latent_dim), generator=generator, device=self.device,
+                             dtype=self.dtype)
+        return noise * temperature
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Evaluation mode (batch-norm statistics, no dropout) and no autograd, then restore."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """Generate ``num_samples`` images ``(N, C, H, W)`` in [0, 1]; the same generator seed gives the same images.
+
+        ``temperature`` scales the prior's spread (below 1: more typical, less varied images).
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        with self._eval_mode():
+            return self.decode_latents(self.prior_latents(num_samples, generator, temperature))
+
+    def _to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x).to(self.device)
+        if x.ndim <= 2:  # a latent vector, or a batch of one
+            if x.numel() != self.latent_dim:
+                raise ValueError(f"expected a latent vector of size {self.latent_dim}, got shape {tuple(x.shape)}.")
+            return x.reshape(-1).to(self.dtype)
+        images = x.unsqueeze(0) if x.ndim == 3 else x
+        if images.shape[0] != 1 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"expected one image of shape {self.image_shape}, got {tuple(x.shape)}.")
+        return self.encode_images(images.to(self.dtype))[0]
+
+    def interpolate(self, start: torch.Tensor, end: torch.Tensor, steps: int = 10,
+                    mode: str = "slerp") -> torch.Tensor:
+        """Images along a latent path from ``start`` to ``end`` -> ``(steps, C, H, W)`` in [0, 1].
+
+        ``start`` / ``end`` are images ``(C, H, W)`` (encoded first; AE/VAE only) or latent vectors.
+        ``mode`` is 'slerp' (spherical, suits Gaussian latents) or 'lerp' (straight line).
+        """
+        with self._eval_mode():
+            path = interpolate_latents(self._to_latent(start), self._to_latent(end), steps, mode)
+            return self.decode_latents(path)
+
+    # ------------------------------------------------------------------ training protocol
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """Parameters the optimizer of ``phase`` updates."""
+        return list(self.parameters())
+
+    def phase_is_active(self, phase: str, step: int) -> bool:
+        """Whether ``phase`` runs at optimisation step ``step`` (e.g. the generator every ``n_critic`` steps)."""
+        return True
+
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Losses of ``phase`` for a batch of images in [0, 1]: ``{"loss": scalar to minimise, **logged terms}``."""
+        raise NotImplementedError
+
+    def after_optimizer_step(self, phase: str) -> None:
+        """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
+
+    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+        """Called once after training with the training images (e.g. the AE fits its latent prior)."""
+
+    # ------------------------------------------------------------------ save / load
+    def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: bool = True,
+                        training_summary: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Write ``config.json``, safetensors weights and a model card atomically into ``save_directory``.
+
+        The files are written to a temporary folder beside the target first, so an interrupted save never
+        leaves a folder that loads as a model with half its weights. ``training_summary`` (written by
+        vaegan's trainer: data, steps, final metrics) goes into the model card.
+        """
+        if kwargs.get("safe_serialization") is False:
+            raise CheckpointError("vaegan saves safetensors only; drop safe_serialization=False.")
+        if kwargs.pop("push_to_hub", False):
+            raise ValueError("use model.push_to_hub(repo_id) to upload; save_pretrained only writes a folder.")
+        kwargs["safe_serialization"] = True
+        if not kwargs.get("is_main_process", True):
+            return
+        target = Path(save_directory)
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{target} exists and is not a directory; choose another save_directory.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        try:
+            super().save_pretrained(staging, **kwargs)
+            if model_card:
+                from ..hub import write_model_card
+
+                write_model_card(self, staging, training_summary=training_summary)
+            _publish(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        """Load a model from a Hub repo id, a local folder or the HF cache (safetensors only, strictly).
+
+        Accepts diffusers' arguments (``revision``, ``subfolder``, ``local_files_only``, ``torch_dtype``,
+        ``cache_dir``, ``token``, ...). Weights that do not match ``config.json`` raise
+        :class:`~vaegan.errors.WeightsMismatchError`; pickle checkpoints are never read.
+        """
+        if kwargs.pop("trust_remote_code", False):
+            raise ValueError("vaegan never runs code from a model repo; remove trust_remote_code.")
+        if kwargs.get("use_safetensors") is False:
+            raise CheckpointError("vaegan loads safetensors weights only; remove use_safetensors=False.")
+        if kwargs.pop("ignore_mismatched_sizes", False):
+            raise ValueError("vaegan never loads mismatched weights; remove ignore_mismatched_sizes=True.")
+        want_info = kwargs.pop("output_loading_info", False)
+        source = str(pretrained_model_name_or_path)
+        config = cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
+        cls.check_config_dict(config, source)
+        _refuse_pickle_only(source, kwargs.get("subfolder"))
+        kwargs["use_safetensors"] = True
+        try:
+            model, info = super().from_pretrained(source, output_loading_info=True, **kwargs)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise _explain_load_error(err, source) from err
+        problems = {name: info.get(name) for name in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        if any(problems.values()):
+            details = "; ".join(f"{name.replace('_', ' ')}: {_describe_keys(keys)}"
+                                for name, keys in problems.items() if keys)
+            raise WeightsMismatchError(
+                f"The weights of {source} do not match its config.json for {cls.__name__} ({details}). "
+                "The folder is inconsistent: save it again with save_pretrained, or fix config.json."
+            )
+        return (model, info) if want_info else model
+
+    @classmethod
+    def check_config_dict(cls, config: dict[str, Any], source: str = "config") -> None:
+        """Refuse a config.json written for another class or holding keys this class does not know."""
+        class_name = config.get("_class_name")
+        if class_name not in (None, cls.__name__):
+            from .auto import get_model_class
+
+            other = get_model_class(class_name)
+            if not issubclass(other, cls):
+                raise ConfigError(
+                    f"{source} holds a {class_name} model, not a {cls.__name__}; load it with "
+                    f"{class_name}.from_pretrained or vaegan.AutoModel.from_pretrained."
+                )
+        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(k for k in config if not k.startswith("_") and k not in known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: config.json has keys that {cls.__name__} does not accept: {unknown}."
+                f"{closest(unknown[0], known)} Allowed keys: {sorted(known)}."
+            )
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, revision: str | None = None, create_pr: bool = False,
+                    **save_kwargs: Any) -> str:
+        """Upload config, safetensors weights, model card and sample grid to ``repo_id`` in one commit.
+
+        Returns the URL of the commit.
+        """
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(Path(tmp) / "model", **save_kwargs)
+            commit = api.upload_folder(
+                repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
+                commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
+            )
+        return commit.commit_url
+
+
+def _describe_keys(keys: list) -> str:
+    shown = [f"{k[0]} (file {tuple(k[1])}, model {tuple(k[2])})" if isinstance(k, tuple) else str(k)
+             for k in sorted(keys, key=str)[:10]]
+    more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+    return ", ".join(shown) + more
+
+
+def _refuse_pickle_only(source: str, subfolder: str | None) -> None:
+    folder = Path(source) / (subfolder or "")
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f"{folder} holds only pickle checkpoints ({', '.join(pickles)}) and no safetensors weights. "
+            "vaegan never unpickles files (a pickle can run arbitrary code). Convert the weights to "
+            "safetensors with a tool you trust, or save the model again with save_pretrained."
+        )
+
+
+def _explain_load_error(err: Exception, source: str) -> Exception:
+    message = str(err)
+    if isinstance(err, CheckpointError | ConfigError):
+        return err
+    if SAFETENSORS_WEIGHTS_NAME in message and ("no file named" in message or "does not appear" in message):
+        return CheckpointError(
+            f"{source} has no {SAFETENSORS_WEIGHTS_NAME}. vaegan loads safetensors weights only and never "
+            f"unpickles *.bin/*.pt/*.pkl files. Save the model with save_pretrained (or push_to_hub) first.\n{err}"
+        )
+    if "Unable to load weights" in message or "Error while deserializing" in message:
+        return CheckpointError(
+            f"The safetensors weights of {source} are corrupt or truncated ({err}). Save the model again, or "
+            "download it again with force_download=True."
+        )
+    shape = re.search(r"because (\S+) expected shape (.+?), but got (.+?)\.", message)
+    if shape:
+        key, expected, found = shape.groups()
+        return WeightsMismatchError(
+            f"The weights of {source} do not match its config.json: tensor {key} has shape {found} in the "
+            f"file but the model built from config.json expects {expected}. Save the model again with "
+            "save_pretrained, or fix config.json."
+        )
+    return err
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move a complete staged save into ``target``: weights first, config last."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    produced = {p.name for p in staging.iterdir()}
+    for stale in target.glob("diffusion_pytorch_model*"):
+        if stale.name not in produced:
+            stale.unlink()
+    order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))
+    for name in order:
+        os.replace(staging / name, target / name)

@@ -1,0 +1,173 @@
+"""Generative adversarial networks: the 2014 MLP GAN, DCGAN, and their objectives.
+
+Objectives (``loss``):
+
+* ``minimax`` — Goodfellow et al. (2014): D maximises ``log D(x) + log(1 - D(G(z)))``, G minimises
+  ``log(1 - D(G(z)))`` (saturates early in training);
+* ``non_saturating`` — the same D, G maximises ``log D(G(z))`` instead;
+* ``wgan`` — Arjovsky et al. (2017): critic ``D(fake) - D(real)``, weights clipped to ``clip_value``;
+* ``wgan_gp`` — Gulrajani et al. (2017): the critic loss plus ``gp_weight * (||grad D(x_hat)|| - 1)^2``.
+
+``instance_noise`` adds Gaussian noise to the discriminator's real and fake inputs (annealed linearly
+to zero over ``instance_noise_anneal_steps`` when that is set), a regulariser against overconfident D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
+
+from .base import GenerativeModel
+from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
+from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+
+ARCHITECTURES = ("mlp", "dcgan")
+LOSSES = ("minimax", "non_saturating", "wgan", "wgan_gp")
+
+
+class GAN(GenerativeModel):
+    """Generator and discriminator in one model, so one repo holds both networks.
+
+    ``sample`` and ``interpolate`` use the generator only; images are produced in [-1, 1] by a tanh and
+    returned in [0, 1] like every vaegan model.
+    """
+
+    family = "gan"
+    training_phases = ("discriminator", "generator")
+
+    @register_to_config
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        latent_dim: int = 100,
+        architecture: str = "dcgan",
+        base_channels: int = 64,
+        generator_hidden_dims: Sequence[int] = (256, 512, 1024),
+        discriminator_hidden_dims: Sequence[int] = (512, 256),
+        discriminator_dropout: float = 0.3,
+        discriminator_norm: str | None = None,
+        loss: str = "non_saturating",
+        n_critic: int | None = None,
+        clip_value: float = 0.01,
+        gp_weight: float = 10.0,
+        instance_noise: float = 0.0,
+        instance_noise_anneal_steps: int = 0,
+    ):
+        super().__init__()
+        check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
+        check_int("in_channels", in_channels, maximum=64)
+        check_int("latent_dim", latent_dim)
+        check_choice("architecture", architecture, ARCHITECTURES)
+        check_choice("loss", loss, LOSSES)
+        check_int("base_channels", base_channels, maximum=1024)
+        check_float("discriminator_dropout", discriminator_dropout, maximum=1.0, max_inclusive=False)
+        # Batch-norm couples the samples of a batch, which breaks the per-sample gradient penalty.
+        self.discriminator_norm = discriminator_norm or ("layer" if loss == "wgan_gp" else "batch")
+        check_choice("discriminator_norm", self.discriminator_norm, NORMS)
+        self.n_critic = n_critic if n_critic is not None else (5 if loss in ("wgan", "wgan_gp") else 1)
+        check_int("n_critic", self.n_critic, maximum=100)
+        check_float("clip_value", clip_value, minimum=1e-8)
+        check_float("gp_weight", gp_weight)
+        check_float("instance_noise", instance_noise, maximum=10.0)
+        check_int("instance_noise_anneal_steps", instance_noise_anneal_steps, minimum=0, maximum=10**9)
+        pixels = in_channels * image_size * image_size
+        shape = (in_channels, image_size, image_size)
+        if architecture == "dcgan":
+            dcgan_upsamplings(image_size)
+
+            def factory() -> dict:
+                return {
+                    "generator": DCGANGenerator(latent_dim, image_size, in_channels, base_channels),
+                    "discriminator": DCGANDiscriminator(image_size, in_channels, base_channels,
+                                                        self.discriminator_norm),
+                }
+        else:
+            g_hidden = check_int_list("generator_hidden_dims", generator_hidden_dims)
+            d_hidden = check_int_list("discriminator_hidden_dims", discriminator_hidden_dims)
+
+            def factory() -> dict:
+                return {
+                    "generator": MLP(latent_dim, g_hidden, pixels, "leaky_relu", batch_norm=True,
+                                     out_shape=shape),
+                    "discriminator": MLP(pixels, d_hidden, 1, "leaky_relu", dropout=discriminator_dropout),
+                }
+
+        self._build(factory)
+
+    # ------------------------------------------------------------------ generation
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return (torch.tanh(self.generator(latents)) + 1) / 2
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """Generator: latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
+        return self.decode_latents(latents)
+
+    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
+        """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1]."""
+        return self.discriminator(images * 2 - 1).squeeze(1)
+
+    # ------------------------------------------------------------------ training
+    def phase_parameters(self, phase: str) -> list[torch.nn.Parameter]:
+        return list((self.discriminator if phase == "discriminator" else self.generator).parameters())
+
+    def phase_is_active(self, phase: str, step: int) -> bool:
+        return phase == "discriminator" or (step + 1) % self.n_critic == 0
+
+    def instance_noise_std(self, step: int) -> float:
+        sigma, anneal = self.config.instance_noise, self.config.instance_noise_anneal_steps
+        return sigma * max(0.0, 1.0 - step / anneal) if anneal else sigma
+
+    def _critic(self, images: torch.Tensor, noise_std: float) -> torch.Tensor:
+        """Discriminator output for images in [-1, 1], with instance noise."""
+        if noise_std:
+            images = images + noise_std * torch.randn_like(images)
+        return self.discriminator(images).squeeze(1)
+
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        real = images * 2 - 1
+        latents = torch.randn(len(images), self.latent_dim, device=images.device, dtype=images.dtype)
+        noise_std = self.instance_noise_std(step)
+        objective = self.config.loss
+        wasserstein = objective in ("wgan", "wgan_gp")
+        if phase == "generator":
+            d_fake = self._critic(torch.tanh(self.generator(latents)), noise_std)
+            if wasserstein:
+                loss = -d_fake.mean()
+            elif objective == "minimax":
+                loss = -F.softplus(d_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+            else:
+                loss = F.softplus(-d_fake).mean()  # -log sigmoid(l)
+            return {"loss": loss}
+
+        with torch.no_grad():
+            fake = torch.tanh(self.generator(latents))
+        d_real, d_fake = self._critic(real, noise_std), self._critic(fake, noise_std)
+        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if wasserstein:
+            loss = d_fake.mean() - d_real.mean()
+            logs["wasserstein_distance"] = -loss.detach()
+            if objective == "wgan_gp":
+                penalty = self.gradient_penalty(real, fake)
+                loss = loss + self.config.gp_weight * penalty
+                logs["gradient_penalty"] = penalty.detach()
+        else:
+            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        return {"loss": loss, **logs}
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """``E[(||grad_x D(x)|| - 1)^2]`` on random points between real and fake images."""
+        eps = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
+        mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    def after_optimizer_step(self, phase: str) -> None:
+        if phase == "discriminator" and self.config.loss == "wgan":
+            clip = self.config.clip_value
+            with torch.no_grad():
+                for param in self.discriminator.parameters():
+                    param.clamp_(-clip, clip)

@@ -1,0 +1,106 @@
+"""The variational autoencoder (Kingma & Welling, 2013) and its loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
+
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .validation import check_choice, check_float, check_int
+
+
+class LatentGaussian(DiagonalGaussianDistribution):
+    """diffusers' diagonal Gaussian for flat ``(B, latent_dim)`` latents: KL and NLL sum over every latent dim."""
+
+    def kl(self, other: DiagonalGaussianDistribution | None = None) -> torch.Tensor:
+        if other is None:
+            terms = self.mean.pow(2) + self.var - 1.0 - self.logvar
+        else:
+            terms = (self.mean - other.mean).pow(2) / other.var + self.var / other.var - 1.0 - self.logvar \
+                + other.logvar
+        return 0.5 * terms.flatten(1).sum(1)
+
+    def nll(self, sample: torch.Tensor, dims: Sequence[int] | None = None) -> torch.Tensor:
+        log_two_pi = torch.log(torch.tensor(2.0 * torch.pi, dtype=self.mean.dtype))
+        terms = log_two_pi + self.logvar + (sample - self.mean).pow(2) / self.var
+        return 0.5 * terms.flatten(1).sum(1)
+
+
+class VAE(Autoencoder):
+    r"""Variational autoencoder with a standard-normal prior.
+
+    The encoder predicts ``mu`` and ``log_var``; ``z = mu + exp(log_var / 2) * eps``. The loss is the
+    reconstruction term (Bernoulli ``"bce"`` or weighted Gaussian ``"mse"``) plus
+    ``beta * KL(q(z|x) || N(0, I))``, with the KL weight warmed up linearly over ``kl_warmup_steps``.
+    The default configuration is the textbook conv VAE for 28x28 MNIST with a 2-D latent.
+    """
+
+    family = "vae"
+
+    @register_to_config
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        latent_dim: int = 2,
+        architecture: str = "conv",
+        block_out_channels: Sequence[int] = (32, 64, 64, 64),
+        strides: Sequence[int] = (1, 2, 2, 1),
+        kernel_size: int = 3,
+        decoder_block_out_channels: Sequence[int] | None = None,
+        hidden_dims: Sequence[int] = (512, 256),
+        activation: str = "leaky_relu",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        reconstruction_loss: str = "bce",
+        mse_weight: float = 1000.0,
+        beta: float = 1.0,
+        kl_warmup_steps: int = 0,
+    ):
+        super().__init__()
+        check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
+        check_float("mse_weight", mse_weight, minimum=1e-12)
+        check_float("beta", beta)
+        check_int("kl_warmup_steps", kl_warmup_steps, minimum=0, maximum=10**9)
+        self._init_autoencoder(
+            image_size=image_size, in_channels=in_channels, latent_dim=latent_dim, architecture=architecture,
+            block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
+            decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
+            activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=2 * latent_dim,
+        )
+
+    def encode(self, images: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
+        """Images in [0, 1] -> ``AutoencoderKLOutput(latent_dist=...)``, a diagonal Gaussian over latents."""
+        dist = LatentGaussian(self.encoder(images))
+        return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
+
+    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+        """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
+        images = self.decode_latents(latents)
+        return DecoderOutput(sample=images) if return_dict else (images,)
+
+    def forward(self, sample: torch.Tensor, sample_posterior: bool = False,
+                generator: torch.Generator | None = None, return_dict: bool = True) -> DecoderOutput | tuple:
+        """Reconstruct ``sample``: posterior mode, or a posterior draw with ``sample_posterior=True``."""
+        dist = self.encode(sample).latent_dist
+        latents = dist.sample(generator=generator) if sample_posterior else dist.mode()
+        return self.decode(latents, return_dict=return_dict)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode(images).latent_dist.mode()
+
+    def kl_weight(self, step: int) -> float:
+        """``beta``, scaled by the linear warm-up factor ``min(1, step / kl_warmup_steps)``."""
+        warmup = self.config.kl_warmup_steps
+        return self.config.beta * (min(1.0, step / warmup) if warmup else 1.0)
+
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        dist = self.encode(images).latent_dist
+        logits = self.decoder(dist.sample())
+        recon = reconstruction_loss(logits, images, self.config.reconstruction_loss, self.config.mse_weight)
+        kl = dist.kl().mean()
+        return {"loss": recon + self.kl_weight(step) * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
