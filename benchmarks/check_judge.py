@@ -25,9 +25,13 @@ def main() -> int:
     n = 2000
     rgb64 = F.interpolate(x_te, size=(64, 64), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
     eight_classes = x_te[y_te < 8]
+    k = torch.exp(-0.5 * (torch.arange(-2, 3.0) / 0.8) ** 2)
+    k2d = (k[:, None] * k[None, :] / k.sum() ** 2).view(1, 1, 5, 5)
+    blurred = F.conv2d(x_te, k2d, padding=2)  # VAE-like blur (gaussian, sigma 0.8 px)
     cases: list[tuple[str, torch.Tensor, bool, str]] = [
         ("(a) real held-out digits", x_te, True, "pass"),
         ("(a') real held-out digits as 64x64 RGB", rgb64, True, "pass"),
+        ("(info) real held-out digits, gaussian-blurred", blurred, True, "pass"),
         ("(b) uniform noise", torch.rand(n, 1, 28, 28, generator=gen), False, "fail"),
         ("(b) all-black", torch.zeros(n, 1, 28, 28), False, "fail"),
         ("(c) only real '1's (held-out)", x_te[y_te == 1], False, "fail on entropy"),

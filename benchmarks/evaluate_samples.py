@@ -66,7 +66,7 @@ def evaluate(images: torch.Tensor) -> dict:
     conf, pred = probs.max(1)
     hist = torch.bincount(pred, minlength=10)
     p = hist.double() / max(len(pred), 1)
-    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    entropy = max(0.0, float(-(p[p > 0] * p[p > 0].log()).sum()))
     confident_fraction = float((conf >= CONFIDENCE).float().mean())
     return {
         "n": len(pred),
@@ -75,9 +75,7 @@ def evaluate(images: torch.Tensor) -> dict:
         "class_histogram": hist.tolist(),
         "entropy": entropy,
         "entropy_ratio": entropy / math.log(10),
-        "pass": bool(
-            confident_fraction >= MIN_CONFIDENT_FRACTION and entropy >= MIN_ENTROPY_RATIO * math.log(10)
-        ),
+        "pass": bool(confident_fraction >= MIN_CONFIDENT_FRACTION and entropy >= MIN_ENTROPY_RATIO * math.log(10)),
     }
 
 

@@ -298,6 +298,18 @@ def test_hf_string_labels_and_array_images(tmp_path):
 
 
 @needs_datasets
+def test_hf_plain_local_folder_goes_through_load_dataset(class_folder, tmp_path):
+    # not a save_to_disk directory: datasets' own imagefolder builder reads it (offline)
+    source = f"hf:{class_folder}"
+    cache = str(tmp_path / "hf-cache")
+    train = load_image_dataset(source, image_size=8, channels=1, cache_dir=cache)
+    test = load_image_dataset(source, image_size=8, channels=1, split="test", cache_dir=cache)
+    assert len(train) + len(test) == 13
+    assert train.classes == ["circle", "square", "triangle"]
+    _check_items(train, 3, 1, 8)
+
+
+@needs_datasets
 def test_hf_hub_id_goes_through_load_dataset(monkeypatch, tmp_path):
     calls = []
 

@@ -1,9 +1,76 @@
 """vaegan: autoencoders, VAEs and GANs as first-class citizens of the Hugging Face ecosystem."""
 
+from typing import Any
+
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
 from .models import AE, GAN, VAE, AutoModel, GenerativeModel, available_models, register_model
+from .models.auto import PluginError, reload_plugins
 
 __version__ = "0.1.0"
 
-__all__ = ["AE", "GAN", "VAE", "AutoModel", "CheckpointError", "ConfigError", "GenerativeModel",
-           "VaeganError", "WeightsMismatchError", "available_models", "register_model"]
+# diffusers pipelines (``vaegan.VAEPipeline`` ...) load on first use: importing diffusers' DiffusionPipeline pulls
+# in transformers when it is installed, a cost ``import vaegan`` should not pay.
+_PIPELINES = ("AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline")
+
+__all__ = ["AE", "GAN", "VAE", "AEPipeline", "AutoModel", "CheckpointError", "ConfigError", "GANPipeline",
+           "GenerativeModel", "GenerativePipeline", "PluginError", "VAEPipeline", "VaeganError",
+           "WeightsMismatchError", "available_models", "register_model", "reload_plugins"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINES:
+        from . import pipelines
+
+        return getattr(pipelines, name)
+    if name == "ModelMixin":  # diffusers' pipeline loader checks a component's base class in its library module
+        from diffusers import ModelMixin
+
+        return ModelMixin
+    if not name.startswith("_"):  # a registered model class, plugins included: model_index.json's ["vaegan", ...]
+        from .models.auto import get_model_class
+
+        try:
+            return get_model_class(name)
+        except ConfigError:
+            pass
+    raise AttributeError(f"module 'vaegan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PIPELINES))
+
+
+class _LazyDiffusersObjects(dict):
+    """``diffusers._objects`` that also resolves vaegan's pipeline names, importing them only when asked for.
+
+    ``DiffusionPipeline.from_pretrained`` looks ``model_index.json``'s ``_class_name`` up in the ``diffusers``
+    namespace; this lets it find ``VAEPipeline`` & co. after a plain ``import vaegan``.
+    """
+
+    def __init__(self, objects: dict, names: tuple[str, ...]):
+        super().__init__(objects)
+        self.names = names
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self.names
+
+    def __missing__(self, name: str) -> Any:
+        if name in self.names:
+            from . import pipelines
+
+            return getattr(pipelines, name)
+        raise KeyError(name)
+
+
+def _expose_pipelines_to_diffusers() -> None:
+    import diffusers
+
+    objects = getattr(diffusers, "_objects", None)
+    # Names diffusers defines itself stay diffusers'. Without its lazy module (``_objects``), vaegan.pipelines
+    # still registers its classes with diffusers when it is imported.
+    names = tuple(n for n in _PIPELINES if n not in getattr(diffusers, "_class_to_module", {}))
+    if type(objects) is dict:
+        diffusers._objects = _LazyDiffusersObjects(objects, names)
+
+
+_expose_pipelines_to_diffusers()

@@ -9,8 +9,9 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..errors import ConfigError
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
-from .validation import check_choice
+from .validation import MAX_PARAMETERS, check_choice, check_int
 
 
 class AE(Autoencoder):
@@ -42,6 +43,10 @@ class AE(Autoencoder):
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
+        if check_int("latent_dim", latent_dim) ** 2 > MAX_PARAMETERS:  # the prior's latent_dim x latent_dim buffer
+            raise ConfigError(f"latent_dim={latent_dim} is too large for an AE: its fitted prior stores a "
+                              f"latent_dim x latent_dim covariance factor ({latent_dim**2:,} values, more than the "
+                              f"{MAX_PARAMETERS:,} vaegan allows); use a smaller latent_dim.")
         self._init_autoencoder(
             image_size=image_size, in_channels=in_channels, latent_dim=latent_dim, architecture=architecture,
             block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,

@@ -148,12 +148,14 @@ class GenerativeModel(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: bool = True,
-                        training_summary: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                        training_summary: dict[str, Any] | None = None, repo_id: str | None = None,
+                        **kwargs: Any) -> None:
         """Write ``config.json``, safetensors weights and a model card atomically into ``save_directory``.
 
         The files are written to a temporary folder beside the target first, so an interrupted save never
         leaves a folder that loads as a model with half its weights. ``training_summary`` (written by
-        vaegan's trainer: data, steps, final metrics) goes into the model card.
+        vaegan's trainer: data, steps, final metrics) goes into the model card, whose usage snippet loads
+        ``repo_id`` when given (``push_to_hub`` passes it), else ``save_directory``.
         """
         if kwargs.get("safe_serialization") is False:
             raise CheckpointError("vaegan saves safetensors only; drop safe_serialization=False.")
@@ -172,7 +174,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             if model_card:
                 from ..hub import write_model_card
 
-                write_model_card(self, staging, training_summary=training_summary)
+                write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
+                                 load_path=target)
             _publish(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -193,9 +196,9 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             raise ValueError("vaegan never loads mismatched weights; remove ignore_mismatched_sizes=True.")
         want_info = kwargs.pop("output_loading_info", False)
         source = str(pretrained_model_name_or_path)
+        _refuse_pickle_only(source, kwargs.get("subfolder"))
         config = cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
         cls.check_config_dict(config, source)
-        _refuse_pickle_only(source, kwargs.get("subfolder"))
         kwargs["use_safetensors"] = True
         try:
             model, info = super().from_pretrained(source, output_loading_info=True, **kwargs)
@@ -209,6 +212,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 f"The weights of {source} do not match its config.json for {cls.__name__} ({details}). "
                 "The folder is inconsistent: save it again with save_pretrained, or fix config.json."
             )
+        _realign(model)
         return (model, info) if want_info else model
 
     @classmethod
@@ -244,12 +248,26 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(Path(tmp) / "model", **save_kwargs)
+            self.save_pretrained(Path(tmp) / "model", repo_id=repo_id, **save_kwargs)
             commit = api.upload_folder(
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
+                # Same commit: drop weight shards and a sample grid left by an earlier push that this one lacks.
+                delete_patterns=["diffusion_pytorch_model*", "samples.png"],
             )
         return commit.commit_url
+
+
+def _realign(model: nn.Module) -> None:
+    """Copy tensors that loading left at unaligned addresses (views into the safetensors buffer) to fresh memory.
+
+    CPU kernels take other code paths for unaligned data, so a loaded model would otherwise differ from the
+    saved one in the last bits (e.g. ``sample(1)``), breaking bit-identical round trips.
+    """
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+                tensor.data = tensor.data.clone()
 
 
 def _describe_keys(keys: list) -> str:
@@ -286,7 +304,7 @@ def _explain_load_error(err: Exception, source: str) -> Exception:
             f"The safetensors weights of {source} are corrupt or truncated ({err}). Save the model again, or "
             "download it again with force_download=True."
         )
-    shape = re.search(r"because (\S+) expected shape (.+?), but got (.+?)\.", message)
+    shape = re.search(r"because (\S+) expected shape (.+?), but got (.+?)\.(?:\s|$)", message)
     if shape:
         key, expected, found = shape.groups()
         return WeightsMismatchError(

@@ -1,0 +1,100 @@
+"""The ``vaegan`` command: ``train``, ``sample``, ``interpolate`` and ``push``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import VaeganError
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML training config, e.g. configs/mnist-vae.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (repeatable), e.g. --set train.epochs=5")
+    parser.add_argument("--output-dir", help="shortcut for --set train.output_dir=DIR")
+    parser.add_argument("--resume", metavar="latest|PATH", help="continue from the newest checkpoint or a given one")
+    parser.add_argument("--init-from", metavar="HUB_ID|DIR", help="fine-tune a pretrained model")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model at the end")
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .training import load_config, train
+
+    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+    config = load_config(args.config, overrides)
+    train(config, resume=args.resume, init_from=args.init_from, push_to_hub=args.push_to_hub)
+
+
+def _load(model: str, device: str):
+    from .models import AutoModel
+
+    return AutoModel.from_pretrained(model).to(device)
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from .figures import save_sample_grid
+
+    path = save_sample_grid(_load(args.model, args.device), args.output, num_samples=args.num_samples,
+                            seed=args.seed, temperature=args.temperature, nrow=args.nrow)
+    print(f"Wrote {args.num_samples} samples to {path}")
+
+
+def run_interpolate(args: argparse.Namespace) -> None:
+    from .figures import save_interpolation
+
+    path = save_interpolation(_load(args.model, args.device), args.output, steps=args.steps, seed=args.seed,
+                              mode=args.mode, gif=args.gif)
+    print(f"Wrote a {args.steps}-step {args.mode} interpolation to {path}" + (f" and {args.gif}" if args.gif else ""))
+
+
+def run_push(args: argparse.Namespace) -> None:
+    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None)
+    print(f"Pushed {args.model} to {url}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train or fine-tune a model from a YAML config")
+    add_train_arguments(train)
+    train.set_defaults(run=run_train)
+
+    for name, run, helptext in (("sample", run_sample, "write a grid of samples"),
+                                ("interpolate", run_interpolate, "write a latent interpolation strip")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("model", help="Hub id or local model folder")
+        sub.add_argument("-o", "--output", required=True, help="PNG file to write")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--device", default="cpu")
+        sub.set_defaults(run=run)
+    sample, interpolate = commands.choices["sample"], commands.choices["interpolate"]
+    sample.add_argument("-n", "--num-samples", type=int, default=64)
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    interpolate.add_argument("--steps", type=int, default=10)
+    interpolate.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
+    interpolate.add_argument("--gif", help="also write an animated GIF here")
+
+    push = commands.add_parser("push", help="upload a local model folder to the Hub")
+    push.add_argument("model", help="local model folder")
+    push.add_argument("repo_id")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(run=run_push)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (VaeganError, FileNotFoundError) as err:
+        print(f"vaegan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Typed training configuration: a YAML file with ``model``, ``data``, ``train`` and ``hub`` sections.
+
+``load_config("configs/mnist-vae.yaml", overrides=["train.epochs=5"])`` returns a :class:`TrainingConfig`.
+Unknown keys are errors that name the closest valid key; ``--set section.key=value`` values are parsed as
+YAML (``train.betas=[0.5,0.999]``, ``data.limit=null``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+from ..models import get_model_class
+from ..models.validation import closest
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "aim", "clearml", "dvclive")
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from (see :func:`vaegan.data.load_image_dataset`)."""
+
+    source: str = "mnist-5k"
+    image_column: str | None = None
+    label_column: str | None = None
+    holdout_fraction: float = 0.1
+    limit: int | None = None
+    num_workers: int = 0
+    cache_dir: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimisation, precision, logging and checkpoints."""
+
+    output_dir: str = "outputs/run"
+    seed: int = 0
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    #: Per-phase learning rates, e.g. ``{discriminator: 2.0e-4, generator: 2.0e-4}`` for a GAN.
+    phase_learning_rates: dict[str, float] = field(default_factory=dict)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = None
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"
+    log_every: int = 50
+    checkpoint_every: int = 500
+    checkpoints_total_limit: int = 3
+    sample_every_epochs: int = 1
+    num_preview_images: int = 64
+    trackers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HubConfig:
+    """Optional publishing at the end of training."""
+
+    repo_id: str | None = None
+    private: bool = False
+    license: str = "apache-2.0"
+
+
+@dataclass
+class TrainingConfig:
+    """A whole training run. ``model`` holds ``class`` plus the model's constructor arguments."""
+
+    model: dict[str, Any]
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+    @property
+    def model_class(self) -> type:
+        return get_model_class(self.model["class"])
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "class"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved configuration as YAML (what a run actually used)."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "hub": HubConfig}
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(annotation)
+        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, item) for k, v in value.items())
+    return isinstance(value, annotation)
+
+
+def _build_section(name: str, cls: type, values: Any) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"section '{name}' must be a mapping of keys to values, got {values!r}.")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown key '{name}.{key}'.{closest(key, hints)} Valid keys of '{name}': "
+                              f"{', '.join(hints)}.")
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(f"'{name}.{key}' must be of type {_type_name(hints[key])}, got {value!r}.")
+    return cls(**values)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _validate(config: TrainingConfig) -> None:
+    t = config.train
+    checks = [
+        (t.optimizer in OPTIMIZERS, "train.optimizer", f"one of {', '.join(OPTIMIZERS)}"),
+        (t.mixed_precision in MIXED_PRECISION, "train.mixed_precision", f"one of {', '.join(MIXED_PRECISION)}"),
+        (t.epochs >= 1, "train.epochs", ">= 1"),
+        (t.max_steps is None or t.max_steps >= 1, "train.max_steps", ">= 1 or null"),
+        (t.batch_size >= 1, "train.batch_size", ">= 1"),
+        (t.learning_rate > 0, "train.learning_rate", "> 0"),
+        (all(v > 0 for v in t.phase_learning_rates.values()), "train.phase_learning_rates", "values > 0"),
+        (len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "train.betas", "two numbers in [0, 1)"),
+        (t.weight_decay >= 0, "train.weight_decay", ">= 0"),
+        (t.max_grad_norm is None or t.max_grad_norm > 0, "train.max_grad_norm", "> 0 or null"),
+        (t.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps", ">= 1"),
+        (t.log_every >= 1, "train.log_every", ">= 1"),
+        (t.checkpoint_every >= 1, "train.checkpoint_every", ">= 1"),
+        (t.checkpoints_total_limit >= 1, "train.checkpoints_total_limit", ">= 1"),
+        (t.sample_every_epochs >= 1, "train.sample_every_epochs", ">= 1"),
+        (1 <= t.num_preview_images <= 1024, "train.num_preview_images", "in [1, 1024]"),
+        (all(k in TRACKERS for k in t.trackers), "train.trackers", f"a list of {', '.join(TRACKERS)}"),
+        (0 < config.data.holdout_fraction < 1, "data.holdout_fraction", "in (0, 1)"),
+        (config.data.limit is None or config.data.limit >= 1, "data.limit", ">= 1 or null"),
+        (config.data.num_workers >= 0, "data.num_workers", ">= 0"),
+    ]
+    for ok, key, allowed in checks:
+        if not ok:
+            section, name = key.split(".")
+            value = getattr(getattr(config, section), name)
+            raise ConfigError(f"'{key}' must be {allowed}, got {value!r}.")
+    phases = config.model_class.training_phases
+    for phase in t.phase_learning_rates:
+        if phase not in phases:
+            raise ConfigError(f"train.phase_learning_rates has unknown phase {phase!r}; "
+                              f"{config.model['class']} trains the phases {', '.join(phases)}.")
+
+
+def _check_model_section(model: Any) -> dict[str, Any]:
+    if not isinstance(model, dict) or "class" not in model:
+        raise ConfigError("section 'model' must be a mapping with a 'class' key (e.g. class: VAE) and the "
+                          "model's arguments.")
+    cls = get_model_class(model["class"])
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in model:
+        if key != "class" and key not in allowed:
+            raise ConfigError(f"unknown key 'model.{key}' for {cls.__name__}.{closest(key, allowed)} "
+                              f"Valid keys: {', '.join(allowed)}.")
+    return dict(model)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one ``section.key=value`` override (value parsed as YAML) to a raw config mapping."""
+    path, sep, text = override.partition("=")
+    parts = path.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set expects section.key=value (e.g. train.epochs=5), got {override!r}.")
+    section, key = parts
+    if section not in ("model", *_SECTIONS):
+        raise ConfigError(f"unknown section {section!r} in --set {override!r}.{closest(section, ['model', *_SECTIONS])}"
+                          " Sections: model, data, train, hub.")
+    raw.setdefault(section, {})
+    if raw[section] is None:
+        raw[section] = {}
+    raw[section][key] = yaml.safe_load(text)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
+    """Build and validate a :class:`TrainingConfig` from a plain mapping."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a training config must be a YAML mapping with model, data, train and hub sections.")
+    sections = ("model", *_SECTIONS)
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(f"unknown section {name!r}.{closest(name, sections)} Sections: {', '.join(sections)}.")
+    config = TrainingConfig(
+        model=_check_model_section(raw.get("model")),
+        **{name: _build_section(name, cls, raw.get(name)) for name, cls in _SECTIONS.items()},
+    )
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainingConfig:
+    """Read a YAML training config, apply ``section.key=value`` overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pick one from configs/ (e.g. configs/mnist-vae.yaml).")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    for override in overrides:
+        apply_override(raw, override)
+    return config_from_dict(raw)

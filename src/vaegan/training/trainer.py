@@ -1,0 +1,438 @@
+"""One Accelerate training loop for every model family.
+
+The loop knows nothing about AEs, VAEs or GANs: it asks the model for its ``training_phases`` (one
+optimizer each), which phases run at a step (``phase_is_active``, e.g. the generator every
+``n_critic`` steps), their losses (``compute_loss``) and hooks (``after_optimizer_step``,
+``on_train_end``). A new family plugs in by implementing those methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data import dataset_id, describe_source, load_image_dataset
+from ..errors import ConfigError, VaeganError
+from ..models import AutoModel, GenerativeModel
+from .config import TrainingConfig
+from .tracking import JSONLinesTracker
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "step_"
+
+
+class TrainingDivergedError(VaeganError, RuntimeError):
+    """A loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """Where the run is; saved with every checkpoint through ``register_for_checkpointing``."""
+
+    step: int = 0  # completed optimisation steps
+    epoch: int = 0
+    batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+
+    def state_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        for key, value in state.items():
+            setattr(self, key, int(value))
+
+
+class PhaseLoss(nn.Module):
+    """Runs ``model.compute_loss`` inside ``forward`` so DDP gradient sync and autocast apply to it."""
+
+    def __init__(self, model: GenerativeModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, phase: str, step: int) -> dict[str, torch.Tensor]:
+        return self.model.compute_loss(phase, images, step)
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    folder = Path(output_dir) / "checkpoints"
+    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def resolve_resume(output_dir: str | Path, resume: str) -> Path:
+    """``latest`` -> the newest complete checkpoint of ``output_dir``; otherwise a checkpoint folder path."""
+    if resume == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise ConfigError(f"--resume latest: no checkpoint in {Path(output_dir) / 'checkpoints'}; start without "
+                              "--resume, or pass the path of a checkpoint folder.")
+        return checkpoints[-1]
+    path = Path(resume)
+    if not (path / "trainer_state.json").is_file() and not path.is_dir():
+        raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
+                          f"{Path(output_dir) / 'checkpoints'}).")
+    return path
+
+
+def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeModel:
+    """A fresh model from ``config.model``, or a pretrained one (``init_from``) with the config's changes.
+
+    Changes that keep the weights' shapes (loss, beta, ...) are applied; any that change them are refused.
+    """
+    cls = config.model_class
+    if init_from is None:
+        return cls(**config.model_kwargs)
+    pretrained = AutoModel.from_pretrained(init_from)
+    if not isinstance(pretrained, cls):
+        raise ConfigError(f"--init-from {init_from} holds a {type(pretrained).__name__}, but the config trains a "
+                          f"{cls.__name__}; set model.class: {type(pretrained).__name__} or pick another model.")
+    base = {k: v for k, v in pretrained.config.items() if not k.startswith("_")}
+    changed = {k: v for k, v in config.model_kwargs.items() if base.get(k) != (list(v) if isinstance(v, tuple) else v)}
+    model = cls(**{**base, **changed})
+    try:
+        model.load_state_dict(pretrained.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"model settings {sorted(changed)} differ from the pretrained model {init_from} and change the shapes of "
+            f"its weights; remove them from the config to fine-tune, or train from scratch without --init-from. "
+            f"({str(err).splitlines()[0]})"
+        ) from err
+    return model
+
+
+def make_optimizer(config: TrainingConfig, phase: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    t = config.train
+    lr = t.phase_learning_rates.get(phase, t.learning_rate)
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=t.betas[0], weight_decay=t.weight_decay)
+
+
+class Trainer:
+    """Trains ``config.model`` on ``config.data`` with Accelerate; see :func:`train`."""
+
+    def __init__(self, config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
+                 push_to_hub: str | None = None):
+        from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+        from accelerate.utils import set_seed
+
+        self.config = config
+        self.output_dir = Path(config.train.output_dir)
+        self.push_to_hub = push_to_hub or config.hub.repo_id
+        self.init_from = init_from
+        t = config.train
+        multi_phase = len(config.model_class.training_phases) > 1
+        self.accelerator = Accelerator(
+            mixed_precision=t.mixed_precision,
+            gradient_accumulation_steps=t.gradient_accumulation_steps,
+            log_with=[JSONLinesTracker(self.output_dir / "metrics.jsonl"), *self._available_trackers()],
+            project_dir=str(self.output_dir),
+            # A GAN's discriminator phase leaves the generator's parameters without gradients.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_phase)],
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed),
+        )
+        set_seed(t.seed)
+        self.model = build_model(config, init_from)
+        self.train_set, self.heldout_set = self._datasets()
+        if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
+            raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
+                              f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
+                              "lower train.batch_size or use more data.")
+        loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                            num_workers=config.data.num_workers, generator=torch.Generator().manual_seed(t.seed))
+        phases = self.model.training_phases
+        optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
+        prepared = self.accelerator.prepare(PhaseLoss(self.model), *optimizers, loader)
+        self.loss_module, self.loader = prepared[0], prepared[-1]
+        self.optimizers = dict(zip(phases, prepared[1:-1], strict=True))
+        self.phase_params = {p: {id(q) for q in self.model.phase_parameters(p)} for p in phases}
+        self.state = TrainingState()
+        self.accelerator.register_for_checkpointing(self.state)
+        if resume:
+            path = resolve_resume(self.output_dir, resume)
+            self.accelerator.load_state(str(path))
+            self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
+        self.fixed_latents: torch.Tensor | None = None
+        self.last_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _available_trackers(self) -> list[str]:
+        from accelerate.tracking import get_available_trackers
+
+        available = {str(t) for t in get_available_trackers()}
+        missing = [name for name in self.config.train.trackers if name not in available]
+        if missing:
+            logger.warning("train.trackers %s are not installed and will not log (pip install %s).",
+                           missing, " ".join(missing))
+        return [name for name in self.config.train.trackers if name in available]
+
+    def _datasets(self):
+        d, size, channels = self.config.data, self.model.config.image_size, self.model.config.in_channels
+        common = dict(image_size=size, channels=channels, image_column=d.image_column, label_column=d.label_column,
+                      holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir)
+        train_set = load_image_dataset(d.source, split="train", limit=d.limit, **common)
+        try:
+            heldout = load_image_dataset(d.source, split="test", limit=min(d.limit or 1000, 1000), **common)
+        except (ValueError, OSError) as err:
+            logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
+            heldout = None
+        return train_set, heldout
+
+    def _print(self, message: str) -> None:
+        self.accelerator.print(message)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> Path:
+        """Run (or continue) training; returns the folder of the saved model (``OUTPUT/model``)."""
+        t, acc = self.config.train, self.accelerator
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.output_dir / "config.yaml")
+        acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
+        steps_per_epoch = len(self.loader) // t.gradient_accumulation_steps
+        total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
+        self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
+                    f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
+        progress = _progress(total, self.state.step, disable=not acc.is_local_main_process)
+        running: dict[str, list[float]] = defaultdict(list)
+        started, done = time.time(), self.state.step >= total
+        while not done and self.state.epoch < t.epochs:
+            self.loader.set_epoch(self.state.epoch)
+            batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
+                       if self.state.batches_in_epoch else self.loader)
+            for images, _ in batches:
+                for name, value in self._train_batch(images).items():
+                    running[name].append(value)
+                self.state.batches_in_epoch += 1
+                if not acc.sync_gradients:
+                    continue
+                self.state.step += 1
+                progress.update(1)
+                if self.state.step % t.log_every == 0 or self.state.step == total:
+                    self._log(running, progress)
+                if self.state.step % t.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.state.step >= total:
+                    done = True
+                    break
+            if self.state.batches_in_epoch >= len(self.loader):
+                self.state.epoch += 1
+                self.state.batches_in_epoch = 0
+                if self.state.epoch % t.sample_every_epochs == 0:
+                    self._save_preview(f"epoch_{self.state.epoch:03d}")
+        progress.close()
+        return self._finish(time.time() - started)
+
+    def _train_batch(self, images: torch.Tensor) -> dict[str, float]:
+        acc, logs = self.accelerator, {}
+        with acc.accumulate(self.loss_module):
+            for phase, optimizer in self.optimizers.items():
+                if not self.model.phase_is_active(phase, self.state.step):
+                    continue
+                self._set_trainable(phase)
+                losses = self.loss_module(images, phase=phase, step=self.state.step)
+                self._check_finite(phase, losses["loss"])
+                acc.backward(losses["loss"])
+                if acc.sync_gradients and self.config.train.max_grad_norm:
+                    acc.clip_grad_norm_(self.model.phase_parameters(phase), self.config.train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if acc.sync_gradients:
+                    self.model.after_optimizer_step(phase)
+                prefix = "" if len(self.optimizers) == 1 else f"{phase}/"
+                logs.update({f"{prefix}{k}": float(v.detach()) for k, v in losses.items()})
+        return logs
+
+    def _set_trainable(self, phase: str) -> None:
+        """Only the phase's parameters collect gradients (a GAN's G step must not touch D's gradients)."""
+        if len(self.optimizers) > 1:
+            active = self.phase_params[phase]
+            for param in self.model.parameters():
+                param.requires_grad_(id(param) in active)
+
+    def _check_finite(self, phase: str, loss: torch.Tensor) -> None:
+        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)
+        if self.accelerator.reduce(bad, "sum").item() == 0:
+            return
+        checkpoints = list_checkpoints(self.output_dir)
+        last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
+        raise TrainingDivergedError(
+            f"The {phase} loss became {float(loss.detach())} at step {self.state.step + 1} (epoch "
+            f"{self.state.epoch + 1}); training stopped and nothing more was written: {last}. Lower "
+            "train.learning_rate (or set train.max_grad_norm), then resume with --resume latest."
+        )
+
+    def _log(self, running: dict[str, list[float]], progress) -> None:
+        acc = self.accelerator
+        metrics = {}
+        for name, values in running.items():
+            mean = torch.tensor(sum(values) / len(values), device=acc.device)
+            metrics[name] = acc.reduce(mean, "mean").item()
+        running.clear()
+        metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
+        acc.log(metrics, step=self.state.step)
+        self.last_metrics = metrics
+        progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k != "epoch"}, refresh=False)
+
+    # ------------------------------------------------------------------ checkpoints and outputs
+    def save_checkpoint(self) -> Path:
+        """``accelerate.save_state`` into ``checkpoints/step_N``: staged, then renamed, then old ones pruned."""
+        acc = self.accelerator
+        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.step:08d}"
+        staging = self.checkpoint_dir / f".{final.name}.partial"
+        if acc.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(staging))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staging, final)
+            for old in list_checkpoints(self.output_dir)[: -self.config.train.checkpoints_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        return final
+
+    def _preview_latents(self) -> torch.Tensor:
+        if self.fixed_latents is None:
+            generator = torch.Generator().manual_seed(self.config.train.seed)
+            self.fixed_latents = self.model.prior_latents(self.config.train.num_preview_images, generator)
+        return self.fixed_latents
+
+    def _save_preview(self, name: str) -> None:
+        """A grid from fixed noise (AE before its prior is fitted: reconstructions of held-out digits)."""
+        if not self.accelerator.is_main_process:
+            return
+        from ..images import make_grid
+
+        model, n = self.model, self.config.train.num_preview_images
+        with model._eval_mode():
+            if getattr(model, "has_prior", True):
+                images = model.decode_latents(self._preview_latents().to(model.device))
+            elif self.heldout_set is not None:
+                originals = torch.stack([self.heldout_set[i][0] for i in range(min(n, len(self.heldout_set)))])
+                images = model.decode_latents(model.encode_images(originals.to(model.device)))
+            else:
+                return
+        path = self.output_dir / "samples" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_grid(images.float().cpu()).save(path)
+
+    def _heldout_metrics(self) -> dict[str, float]:
+        if self.heldout_set is None or len(self.model.training_phases) != 1:
+            return {}
+        model, total, count = self.model, 0.0, 0
+        with model._eval_mode():
+            for images, _ in DataLoader(self.heldout_set, batch_size=256):
+                losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step)
+                total += float(losses["loss"]) * len(images)
+                count += len(images)
+        return {"heldout_loss": total / count}
+
+    def _finish(self, seconds: float) -> Path:
+        from ..figures import save_interpolation, save_sample_grid
+
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        model = self.model
+        model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
+        model_dir = self.output_dir / "model"
+        if acc.is_main_process:
+            summary = self._summary(seconds)
+            model.save_pretrained(model_dir, training_summary=summary)
+            save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
+            start = end = None
+            if self.heldout_set is not None and hasattr(model, "encode") and len(self.heldout_set) > 1:
+                start, end = self._two_different_digits()
+            save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
+                               start=start, end=end, gif=self.output_dir / "interpolation.gif")
+            (self.output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+            if self.push_to_hub:
+                url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
+                                        training_summary={**summary, "repo_id": self.push_to_hub})
+                self._print(f"Pushed to {url}")
+            self._print(f"Model written to {model_dir} ({summary['metrics']})")
+        acc.end_training()
+        return model_dir
+
+    def _two_different_digits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        first_image, first_label = self.heldout_set[0]
+        for i in range(1, len(self.heldout_set)):
+            image, label = self.heldout_set[i]
+            if label != first_label:
+                return first_image, image
+        return first_image, self.heldout_set[1][0]
+
+    def _summary(self, seconds: float) -> dict[str, Any]:
+        t, acc = self.config.train, self.accelerator
+        metrics = {k: round(v, 6) for k, v in self.last_metrics.items() if k != "epoch"}
+        metrics.update({k: round(v, 6) for k, v in self._heldout_metrics().items()})
+        return {
+            "dataset": describe_source(self.config.data.source),
+            "dataset_id": dataset_id(self.config.data.source),
+            "train_images": len(self.train_set),
+            "epochs": self.state.epoch,
+            "steps": self.state.step,
+            "batch_size": t.batch_size * acc.num_processes * t.gradient_accumulation_steps,
+            "optimizer": f"{t.optimizer} (lr {t.learning_rate}" + (
+                f", per phase {t.phase_learning_rates})" if t.phase_learning_rates else ")"),
+            "mixed_precision": t.mixed_precision,
+            "hardware": f"{acc.num_processes} x {acc.device.type}",
+            "training_seconds": round(seconds, 1),
+            "init_from": self.init_from,
+            "license": self.config.hub.license,
+            "metrics": metrics,
+        }
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested config sections for trackers that only take scalars."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, int | float | str | bool) or value is None else str(value)
+    return flat
+
+
+def _progress(total: float, initial: int, disable: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=None if math.isinf(total) else int(total), initial=initial, disable=disable, unit="step",
+                dynamic_ncols=True)
+
+
+def train(config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
+          push_to_hub: str | None = None) -> Path:
+    """Train a model from a :class:`~vaegan.training.config.TrainingConfig`; returns ``OUTPUT/model``.
+
+    ``resume``: ``"latest"`` or a checkpoint folder; ``init_from``: a Hub id or folder to fine-tune;
+    ``push_to_hub``: a repo id to upload the final model to.
+    """
+    return Trainer(config, resume=resume, init_from=init_from, push_to_hub=push_to_hub).train()
+
