@@ -125,3 +125,37 @@ def test_init_from_other_family_is_refused(tmp_path):
     base = train(tiny_config("ae", tmp_path / "ae", epochs=1))
     with pytest.raises(ConfigError, match="holds a AE"):
         Trainer(tiny_config("vae", tmp_path / "vae"), init_from=str(base))
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """A real kill (SIGKILL) after a checkpoint, then `--resume latest`: same weights as a straight run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+    from training_utils import TINY_MODELS
+
+    straight = train(tiny_config("vae", tmp_path / "straight", epochs=8))
+    config_file = tmp_path / "vae.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "model": TINY_MODELS["vae"], "data": {"source": "mnist-5k", "limit": 256},
+        "train": {"output_dir": str(tmp_path / "killed"), "epochs": 8, "batch_size": 32, "log_every": 1,
+                  "checkpoint_every": 4, "num_preview_images": 4},
+    }))
+    command = [sys.executable, "-m", "vaegan.train", str(config_file)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list_checkpoints(tmp_path / "killed") or list_checkpoints(tmp_path / "killed")[-1].name < "step_00000012":
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "model").exists()
+    subprocess.run([*command, "--resume", "latest"], check=True, capture_output=True, timeout=600)
+    expected, actual = model_tensors(straight), model_tensors(tmp_path / "killed" / "model")
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)

@@ -1,5 +1,6 @@
 """vaegan: autoencoders, VAEs and GANs as first-class citizens of the Hugging Face ecosystem."""
 
+import sys
 from typing import Any
 
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
@@ -22,10 +23,6 @@ def __getattr__(name: str) -> Any:
         from . import pipelines
 
         return getattr(pipelines, name)
-    if name == "ModelMixin":  # diffusers' pipeline loader checks a component's base class in its library module
-        from diffusers import ModelMixin
-
-        return ModelMixin
     if not name.startswith("_"):  # a registered model class, plugins included: model_index.json's ["vaegan", ...]
         from .models.auto import get_model_class
 
@@ -62,9 +59,20 @@ class _LazyDiffusersObjects(dict):
         raise KeyError(name)
 
 
-def _expose_pipelines_to_diffusers() -> None:
-    import diffusers
+def _expose_to_diffusers() -> None:
+    """Let ``DiffusionPipeline.from_pretrained`` load vaegan pipelines (folders and Hub repos) after ``import vaegan``.
 
+    * ``model_index.json`` names each model ``["vaegan", "<Class>"]``; diffusers accepts a library name only if it is
+      one of its own or an attribute of ``diffusers.pipelines`` (then it takes ``getattr(library, "<Class>")`` and
+      calls its ``from_pretrained``: vaegan's strict, safetensors-only loader). So ``diffusers.pipelines.vaegan``
+      is this module (importing the ``diffusers.pipelines`` package itself costs about a millisecond).
+    * the pipeline class named by ``_class_name`` is looked up in the ``diffusers`` namespace: resolved lazily.
+    """
+    import diffusers
+    import diffusers.pipelines
+
+    if not hasattr(diffusers.pipelines, __name__):
+        setattr(diffusers.pipelines, __name__, sys.modules[__name__])
     objects = getattr(diffusers, "_objects", None)
     # Names diffusers defines itself stay diffusers'. Without its lazy module (``_objects``), vaegan.pipelines
     # still registers its classes with diffusers when it is imported.
@@ -73,4 +81,4 @@ def _expose_pipelines_to_diffusers() -> None:
         diffusers._objects = _LazyDiffusersObjects(objects, names)
 
 
-_expose_pipelines_to_diffusers()
+_expose_to_diffusers()

@@ -255,11 +255,13 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     title = (repo_id or summary.get("repo_id") or cls_name).split("/")[-1]
     trained_on = f", trained on {summary['dataset']}" if summary.get("dataset") else ""
     c, h, w = model.image_shape
+    article = "An" if cls_name[:1] in "AEIO" else "A"
     parts = [
         f"# {title}",
         "",
-        f"A `{cls_name}` ({_FAMILY_NAMES.get(family, family)}) made with [vaegan](https://github.com/vaegan/vaegan)"
-        f"{trained_on}. It generates {c} x {h} x {w} images from a {model.latent_dim}-dimensional latent space.",
+        f"{article} `{cls_name}` ({_FAMILY_NAMES.get(family, family)}) made with "
+        f"[vaegan](https://github.com/vaegan/vaegan){trained_on}. Images are {c} x {h} x {w}; the latent space has "
+        f"{model.latent_dim} dimensions.",
         "",
     ]
     if samples:

@@ -20,7 +20,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from ..errors import ConfigError, VaeganError
-from .base import GenerativeModel, _refuse_pickle_only
+from .base import GenerativeModel, _load_config, _refuse_pickle_only
 from .validation import closest
 
 ENTRY_POINT_GROUP = "vaegan.models"
@@ -132,7 +132,7 @@ class AutoModel:
         download = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only",
                                            "token", "revision", "subfolder") if k in kwargs}
         _refuse_pickle_only(str(pretrained_model_name_or_path), kwargs.get("subfolder"))
-        config = GenerativeModel.load_config(pretrained_model_name_or_path, **download)
+        config = _load_config(GenerativeModel, pretrained_model_name_or_path, download)
         name = config.get("_class_name")
         if not name:
             raise ConfigError(f"{pretrained_model_name_or_path}: config.json has no '_class_name'; load it "

@@ -197,7 +197,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         want_info = kwargs.pop("output_loading_info", False)
         source = str(pretrained_model_name_or_path)
         _refuse_pickle_only(source, kwargs.get("subfolder"))
-        config = cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
+        config = _load_config(cls, source, kwargs)
         cls.check_config_dict(config, source)
         kwargs["use_safetensors"] = True
         try:
@@ -277,6 +277,20 @@ def _describe_keys(keys: list) -> str:
     return ", ".join(shown) + more
 
 
+def _load_config(cls: type[ConfigMixin], source: str | os.PathLike, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``cls.load_config`` letting huggingface_hub's own errors through (repo not found or not accessible: private
+    repo without the right token; unknown revision), which diffusers would replace by an OSError that names
+    huggingface.co whatever the endpoint. Both are OSErrors."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
+    except OSError as err:
+        if isinstance(err.__context__, RepositoryNotFoundError | RevisionNotFoundError):
+            raise err.__context__ from None
+        raise
+
+
 def _refuse_pickle_only(source: str, subfolder: str | None) -> None:
     folder = Path(source) / (subfolder or "")
     if not folder.is_dir() or any(folder.glob("*.safetensors")):
@@ -321,7 +335,7 @@ def _publish(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     produced = {p.name for p in staging.iterdir()}
-    for stale in target.glob("diffusion_pytorch_model*"):
+    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png")]:  # card's grid too
         if stale.name not in produced:
             stale.unlink()
     order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))

@@ -16,7 +16,8 @@ class JSONLinesTracker(GeneralTracker):
     name = "jsonl"
     requires_logging_directory = False
 
-    @on_main_process
+    # No @on_main_process here: it would create Accelerate's process state before the Accelerator does
+    # (and without ACCELERATE_USE_CPU, turning a 2-process CPU launch into two 1-process runs).
     def __init__(self, path: str | Path):
         super().__init__()
         self.path = Path(path)
