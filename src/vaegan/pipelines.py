@@ -15,10 +15,12 @@ from a repo is ever executed: ``trust_remote_code`` and ``custom_pipeline`` are 
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import diffusers
+import diffusers.pipelines
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
@@ -46,8 +48,12 @@ def _library_tuple(model: GenerativeModel) -> tuple[str, str] | None:
     try:
         registered = get_model_class(cls.__name__)
     except (ConfigError, ImportError):
+        registered = None
+    if registered is not cls:
+        warnings.warn(f"{cls.__module__}.{cls.__qualname__} is not the model class vaegan knows as {cls.__name__!r}; "
+                      "a saved pipeline holding it will not load. Give the class another name.", stacklevel=2)
         return None
-    return (LIBRARY, cls.__name__) if registered is cls else None
+    return (LIBRARY, cls.__name__)
 
 
 class GenerativePipeline(DiffusionPipeline):
@@ -74,15 +80,10 @@ class GenerativePipeline(DiffusionPipeline):
                             f"{type(model).__name__}.{hint}")
         self.register_modules(**{self.component_name: model})
 
-    def register_modules(self, **kwargs: Any) -> None:
-        super().register_modules(**kwargs)
-        for name, module in kwargs.items():
-            entry = _library_tuple(module) if isinstance(module, GenerativeModel) else None
-            if entry is not None:
-                self.register_to_config(**{name: entry})
-
     def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)  # diffusers records (module path, class) for a replaced component
+        # register_modules and component replacement both end here; diffusers recorded (module path, class),
+        # which it cannot load back: record ("vaegan", class) instead.
+        super().__setattr__(name, value)
         if isinstance(value, GenerativeModel) and "_internal_dict" in self.__dict__ and name in self.config:
             entry = _library_tuple(value)
             if entry is not None:
@@ -229,14 +230,23 @@ class GenerativePipeline(DiffusionPipeline):
         download = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
                                            "revision") if k in kwargs}
         config = cls.load_config(source, **download)
-        target = _PIPELINE_CLASSES.get(config.get("_class_name"))
+        name = config.get("_class_name")
+        target = _PIPELINE_CLASSES.get(name) if isinstance(name, str) else None  # a list: custom pipeline code
         if target is None or not issubclass(target, cls):
             raise ConfigError(
-                f"{source}: model_index.json describes a {config.get('_class_name')!r} pipeline, not a "
+                f"{source}: model_index.json describes a {name!r} pipeline, not a "
                 f"{cls.__name__}; vaegan pipelines are {', '.join(sorted(_PIPELINE_CLASSES))}."
                 + (f" Load it with {target.__name__}.from_pretrained." if target is not None else "")
             )
-        return super(GenerativePipeline, target).from_pretrained(source, **kwargs)
+        try:
+            return super(GenerativePipeline, target).from_pretrained(source, **kwargs)
+        except OSError as err:
+            if isinstance(err, CheckpointError) or "safetensors" not in str(err):
+                raise
+            raise CheckpointError(
+                f"{source} has no safetensors weights for its model ({err}). vaegan loads safetensors weights only "
+                "and never unpickles *.bin/*.pt/*.pkl files. Save the pipeline with save_pretrained (or push_to_hub)."
+            ) from err
 
 
 class VAEPipeline(GenerativePipeline):
@@ -286,6 +296,10 @@ def _register_with_diffusers() -> None:
     for name, cls in _PIPELINE_CLASSES.items():
         if name not in known:
             setattr(diffusers, name, cls)
+    import vaegan
+
+    if not hasattr(diffusers.pipelines, LIBRARY):  # see vaegan._expose_to_diffusers
+        setattr(diffusers.pipelines, LIBRARY, vaegan)
 
 
 _register_with_diffusers()

@@ -1,0 +1,229 @@
+"""Publishing to the Hub for real: push_to_hub / from_pretrained over HTTP against the local Hub server
+(tests/hub_server.py) with the real huggingface_hub client, revisions, private repos, offline mode and refusal of
+unsafe repos (pickle weights, unknown classes, absurd sizes)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import resource
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+from vaegan import AE, GAN, VAE, AutoModel, CheckpointError, ConfigError
+
+SMALL_VAE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}
+SMALL_GAN = {"base_channels": 4, "latent_dim": 8}
+MODEL_FILES = ["README.md", "config.json", "diffusion_pytorch_model.safetensors", "samples.png"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def seed(n: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(n)
+
+
+def make(cls=VAE, weights_seed: int = 0, **kwargs):
+    torch.manual_seed(weights_seed)
+    return cls(**(kwargs or (SMALL_GAN if cls is GAN else SMALL_VAE)))
+
+
+def repo_files(repo_id: str, **kwargs) -> list[str]:
+    return sorted(f for f in HfApi().list_repo_files(repo_id, **kwargs) if f != ".gitattributes")
+
+
+def cached_snapshots(hub) -> list[Path]:
+    return sorted(hub.cache_dir.glob("models--*/snapshots/*"))
+
+
+class Evil:
+    """Unpickling this writes a marker file: proof that a pickle ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def upload_raw(hub, repo_id: str, files: dict[str, bytes], tmp_path: Path) -> None:
+    """Publish arbitrary files with the real client (what an attacker could do)."""
+    folder = tmp_path / re.sub(r"\W", "_", repo_id)
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    api = HfApi()
+    api.create_repo(repo_id)
+    api.upload_folder(repo_id=repo_id, folder_path=folder)
+
+
+# ---------------------------------------------------------------------------------------------------- push / pull
+def test_push_then_load_into_an_empty_cache(hub):
+    vae = make()
+    url = vae.push_to_hub("org/mnist-vae", training_summary={"dataset": "mnist-5k", "epochs": 1,
+                                                              "metrics": {"loss": 1.5}})
+    api = HfApi()
+    commits = api.list_repo_commits("org/mnist-vae")
+    assert [c.title for c in commits] == ["Upload VAE with vaegan", "initial commit"]  # one commit for the model
+    assert url == f"{hub.url}/org/mnist-vae/commit/{commits[0].commit_id}"
+    assert repo_files("org/mnist-vae") == MODEL_FILES
+
+    assert cached_snapshots(hub) == []
+    loaded = VAE.from_pretrained("org/mnist-vae")
+    assert [p.name for p in cached_snapshots(hub)] == [commits[0].commit_id]  # it came over HTTP
+    assert torch.equal(loaded.sample(8, generator=seed()), vae.sample(8, generator=seed()))  # bit-identical
+    for name, tensor in vae.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+    card = ModelCard.load("org/mnist-vae")  # the card, fetched from the Hub, and its snippet
+    assert card.data.library_name == "vaegan" and card.data.datasets == ["ylecun/mnist"]
+    assert "| Epochs | 1 |" in card.text and "| `loss` | 1.5 |" in card.text
+    [snippet] = re.findall(r"```python\n(.*?)```", card.text, flags=re.S)
+    assert 'VAE.from_pretrained("org/mnist-vae")' in snippet
+    namespace: dict = {}
+    exec(snippet.replace('"my_samples.png"', repr(str(hub.home / "my_samples.png"))), namespace)  # runs as written
+    assert torch.equal(namespace["images"], vae.sample(16, generator=seed()))
+
+    again = AutoModel.from_pretrained("org/mnist-vae", cache_dir=hub.home / "other-cache")
+    assert type(again) is VAE and torch.equal(again.sample(2, generator=seed()), vae.sample(2, generator=seed()))
+
+
+def test_pinned_revisions_load_that_version(hub):
+    api = HfApi()
+    v1, v2 = make(weights_seed=1), make(weights_seed=2)
+    v1.push_to_hub("org/vae", commit_message="v1")
+    first = api.list_repo_commits("org/vae")[0].commit_id
+    api.create_tag("org/vae", tag="v1.0")
+    v2.push_to_hub("org/vae", commit_message="v2")
+    assert [c.title for c in api.list_repo_commits("org/vae")] == ["v2", "v1", "initial commit"]
+
+    expect1, expect2 = v1.sample(4, generator=seed()), v2.sample(4, generator=seed())
+    assert not torch.equal(expect1, expect2)
+    assert torch.equal(VAE.from_pretrained("org/vae").sample(4, generator=seed()), expect2)
+    assert torch.equal(VAE.from_pretrained("org/vae", revision="v1.0").sample(4, generator=seed()), expect1)
+    assert torch.equal(AutoModel.from_pretrained("org/vae", revision=first).sample(4, generator=seed()), expect1)
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(RevisionNotFoundError, match="no-such-tag"):
+            load("org/vae", revision="no-such-tag")
+
+
+def test_a_new_push_removes_files_the_model_no_longer_has(hub):
+    ae = make(AE, block_out_channels=(4, 8, 8, 8), latent_dim=2)
+    ae.fit_prior(torch.randn(20, 2))
+    ae.push_to_hub("org/ae")
+    assert repo_files("org/ae") == MODEL_FILES
+    make(AE, block_out_channels=(4, 8, 8, 8), latent_dim=2).push_to_hub("org/ae")  # no prior: no samples
+    assert repo_files("org/ae") == ["README.md", "config.json", "diffusion_pytorch_model.safetensors"]
+    assert len(HfApi().list_repo_commits("org/ae")) == 3
+    assert "cannot generate samples" in Path(hf_hub_download("org/ae", "README.md")).read_text()
+
+
+def test_private_repo_needs_the_owner_token(hub, monkeypatch):
+    vae = make()
+    vae.push_to_hub("org/secret", private=True)
+    assert HfApi().model_info("org/secret").private
+
+    for token in (hub.other_token, False):  # another user; anonymous
+        for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+            with pytest.raises(RepositoryNotFoundError, match="(?s)org/secret.*private or gated repo.*authenticated"):
+                load("org/secret", token=token)
+    monkeypatch.delenv("HF_TOKEN")  # nothing configured at all
+    with pytest.raises(RepositoryNotFoundError, match="private or gated repo"):
+        VAE.from_pretrained("org/secret")
+    assert issubclass(RepositoryNotFoundError, OSError)  # code catching OSError (diffusers' error) still works
+    assert cached_snapshots(hub) == []
+
+    loaded = VAE.from_pretrained("org/secret", token=hub.token)
+    assert torch.equal(loaded.sample(3, generator=seed()), vae.sample(3, generator=seed()))
+
+
+def test_offline_mode_loads_from_the_cache(hub):
+    vae = make()
+    vae.push_to_hub("org/vae")
+    make(weights_seed=5).push_to_hub("org/never-downloaded")
+    VAE.from_pretrained("org/vae")  # one download
+    hub.offline()
+    hub.server.reset()  # the server forgets everything: only the cache can answer now
+    loaded = VAE.from_pretrained("org/vae")
+    assert torch.equal(loaded.sample(3, generator=seed()), vae.sample(3, generator=seed()))
+    assert type(AutoModel.from_pretrained("org/vae")) is VAE
+    with pytest.raises(OSError, match="org/never-downloaded"):
+        VAE.from_pretrained("org/never-downloaded")
+
+
+def test_gan_repo_holds_both_networks_and_automodel_loads_it(hub):
+    gan = make(GAN)
+    gan.push_to_hub("org/gan")
+    assert repo_files("org/gan") == MODEL_FILES
+    meta = HfApi().parse_safetensors_file_metadata("org/gan", "diffusion_pytorch_model.safetensors")
+    names = set(meta.tensors)
+    assert names == set(gan.state_dict())
+    assert {name.split(".")[0] for name in names} == {"generator", "discriminator"}
+    assert sum(meta.parameter_count.values()) == sum(t.numel() for t in gan.state_dict().values())
+
+    loaded = AutoModel.from_pretrained("org/gan")
+    assert type(loaded) is GAN
+    assert torch.equal(loaded.sample(4, generator=seed()), gan.sample(4, generator=seed()))
+    images = torch.rand(4, 1, 28, 28)
+    gan.eval(), loaded.eval()
+    assert torch.equal(loaded.discriminate(images), gan.discriminate(images))  # the discriminator came too
+    assert "gan" in ModelCard.load("org/gan").data.tags
+
+
+# ---------------------------------------------------------------------------------------------------- refusals
+def test_pickle_only_repo_is_refused_without_unpickling(hub, tmp_path):
+    marker = tmp_path / "pwned.txt"
+    config = json.dumps({"_class_name": "VAE", **SMALL_VAE}).encode()
+    upload_raw(hub, "org/evil", {"config.json": config, "diffusion_pytorch_model.bin": pickle.dumps(Evil(marker))},
+               tmp_path)
+    assert repo_files("org/evil") == ["config.json", "diffusion_pytorch_model.bin"]
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(CheckpointError, match="safetensors"):
+            load("org/evil")
+        with pytest.raises(ValueError, match="trust_remote_code"):
+            load("org/evil", trust_remote_code=True)
+        with pytest.raises(CheckpointError):
+            load("org/evil", use_safetensors=False)
+    assert not marker.exists()
+    assert not list(hub.cache_dir.rglob("*.bin"))  # never even downloaded
+    pickle.loads(pickle.dumps(Evil(marker)))  # the payload is real: unpickling it does write the marker
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"_class_name": "EvilNet", "latent_dim": 3}, "Unknown vaegan model class 'EvilNet'"),
+    ({"_class_name": "VAE", "latent_dim": 10**9}, r"latent_dim must be an integer in \[1, 65536\]"),
+    ({"_class_name": "GAN", "image_size": 1024, "base_channels": 1024}, "parameters, more than"),
+    ({"_class_name": "VAE", "latent_dim": 3, "evil_hook": "os.system"}, "keys that VAE does not accept"),
+])
+def test_bad_configs_are_refused_before_allocation(hub, tmp_path, config, match):
+    weights = tmp_path / "w"
+    make().save_pretrained(weights, model_card=False)
+    upload_raw(hub, "org/bad", {"config.json": json.dumps(config).encode(),
+                                "diffusion_pytorch_model.safetensors":
+                                    (weights / "diffusion_pytorch_model.safetensors").read_bytes()}, tmp_path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ConfigError, match=match):
+        AutoModel.from_pretrained("org/bad")
+    if config["_class_name"] != "EvilNet":
+        with pytest.raises(ConfigError, match=match):
+            getattr(__import__("vaegan"), config["_class_name"]).from_pretrained("org/bad")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # nothing big was allocated
+
+
+def test_no_trust_remote_code_anywhere(hub):
+    make().push_to_hub("org/vae")
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(ValueError, match="never runs code"):
+            load("org/vae", trust_remote_code=True)

@@ -1,0 +1,213 @@
+"""Model cards written by save_pretrained: Hub metadata, runnable usage snippet, configuration, training summary and
+the sample grid (samples.png); and the image helpers in vaegan.images."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from PIL import Image
+
+from vaegan import AE, GAN, VAE
+from vaegan.hub import dataset_tag
+from vaegan.images import make_grid, save_gif
+
+SMALL_VAE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}
+SMALL_AE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 2}
+SMALL_GAN = {"base_channels": 4, "latent_dim": 8}
+SUMMARY = {
+    "dataset": "MNIST (ylecun/mnist on the Hugging Face Hub)",
+    "dataset_id": "ylecun/mnist",
+    "train_images": 4500,
+    "epochs": 3,
+    "steps": 211,
+    "batch_size": 64,
+    "optimizer": "adam (lr 0.001)",
+    "mixed_precision": "no",
+    "hardware": "1 x cpu",
+    "training_seconds": 83.2,
+    "init_from": None,
+    "metrics": {"loss": 123.456, "kl": 5.25},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(cls, **kwargs):
+    torch.manual_seed(0)
+    return cls(**kwargs)
+
+
+def _snippet(readme: Path) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    assert len(blocks) == 1, blocks
+    return blocks[0]
+
+
+def test_metadata_config_and_training_summary(tmp_path):
+    vae = _model(VAE, **SMALL_VAE)
+    vae.save_pretrained(tmp_path / "vae", training_summary={**SUMMARY, "license": "mit"})
+
+    card = ModelCard.load(tmp_path / "vae" / "README.md")
+    data = card.data
+    assert data.library_name == "vaegan"
+    assert data.pipeline_tag == "unconditional-image-generation"
+    assert data.license == "mit"  # overridden through the training summary
+    assert data.datasets == ["ylecun/mnist"]
+    assert set(data.tags) >= {"vaegan", "vae", "convolutional", "unconditional-image-generation", "mnist"}
+    text = card.text
+    for key in vae.config:  # the configuration table
+        if not key.startswith("_"):
+            assert f"| `{key}` |" in text
+    assert "| `block_out_channels` | `[4, 8, 8, 8]` |" in text
+    assert "## Training" in text
+    for row in ("| Epochs | 3 |", "| Optimisation steps | 211 |", "| Batch size | 64 |",
+                "| Optimizer | adam (lr 0.001) |", "| Hardware | 1 x cpu |", "| Training time | 1 min 23 s |",
+                "| Dataset on the Hub | [ylecun/mnist](https://huggingface.co/datasets/ylecun/mnist) |",
+                "| `loss` | 123.456 |", "| `kl` | 5.25 |"):
+        assert row in text
+    assert "Initialised from" not in text  # None values are left out
+    assert "![samples](samples.png)" in text
+
+
+def test_defaults_without_summary_and_family_tags(tmp_path):
+    gan = _model(GAN, **SMALL_GAN, loss="wgan_gp")
+    gan.save_pretrained(tmp_path / "gan")
+    card = ModelCard.load(tmp_path / "gan" / "README.md")
+    assert card.data.license == "apache-2.0"
+    assert card.data.datasets is None
+    assert card.data.tags == ["vaegan", "gan", "dcgan", "wgan-gp", "unconditional-image-generation"]
+    assert "## Training" not in card.text
+
+    ae = _model(AE, **SMALL_AE, architecture="mlp", hidden_dims=(16,))
+    ae.save_pretrained(tmp_path / "ae", training_summary={"dataset": "mnist-5k", "steps": 5})
+    card = ModelCard.load(tmp_path / "ae" / "README.md")
+    assert card.data.tags[:3] == ["vaegan", "autoencoder", "mlp"]
+    assert "mnist" in card.data.tags
+    assert card.data.datasets == ["ylecun/mnist"]  # derived from the data source string
+    assert "| Dataset | mnist-5k |" in card.text
+
+
+@pytest.mark.parametrize("source, tag", [
+    ("ylecun/mnist", "mnist"), ("mnist-5k", "mnist"), ("hf:zalando-datasets/fashion_mnist", "fashion-mnist"),
+    ("uoft-cs/cifar10", "cifar10"), ("torchvision:CIFAR100", "cifar100"), ("imagefolder:/data/cats", None),
+    ("someone/my-images", None), (None, None),
+])
+def test_dataset_tag(source, tag):
+    assert dataset_tag(source) == tag
+
+
+def test_sample_grid_is_a_seeded_png_of_the_right_size(tmp_path):
+    vae = _model(VAE, **SMALL_VAE)
+    vae.save_pretrained(tmp_path / "vae")
+    path = tmp_path / "vae" / "samples.png"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "L"
+        assert image.size == (4 * (28 + 2) + 2, 4 * (28 + 2) + 2)  # 16 samples, 4 per row, 2-pixel padding
+        pixels = np.asarray(image)
+    expected = make_grid(vae.sample(16, generator=torch.Generator().manual_seed(0)), nrow=4)
+    np.testing.assert_array_equal(pixels, np.asarray(expected))  # fixed seed: reproducible
+
+    rgb = _model(VAE, **SMALL_VAE, image_size=16, in_channels=3)
+    rgb.save_pretrained(tmp_path / "rgb")
+    with Image.open(tmp_path / "rgb" / "samples.png") as image:
+        assert (image.mode, image.size) == ("RGB", (4 * 18 + 2, 4 * 18 + 2))
+
+
+def test_autoencoder_without_prior_has_no_samples_and_says_why(tmp_path):
+    ae = _model(AE, **SMALL_AE)
+    ae.save_pretrained(tmp_path / "ae")
+    text = (tmp_path / "ae" / "README.md").read_text()
+    assert not (tmp_path / "ae" / "samples.png").exists()
+    assert "![samples]" not in text
+    assert "no fitted latent prior, so it cannot generate samples" in text and "fit_prior" in text
+    assert "model.reconstruct(images)" in _snippet(tmp_path / "ae" / "README.md")
+
+    ae.fit_prior(torch.randn(50, 2))  # now it can sample: a grid appears ...
+    ae.save_pretrained(tmp_path / "ae")
+    assert (tmp_path / "ae" / "samples.png").is_file()
+    assert "![samples](samples.png)" in (tmp_path / "ae" / "README.md").read_text()
+    _model(AE, **SMALL_AE).save_pretrained(tmp_path / "ae")  # ... and a later save without a prior removes it
+    assert not (tmp_path / "ae" / "samples.png").exists()
+
+
+def test_usage_snippets_run_as_written(tmp_path):
+    """The README snippets of a VAE, a GAN and an AE without prior, executed verbatim in a fresh interpreter."""
+    folders = {}
+    for name, model in (("vae", _model(VAE, **SMALL_VAE)), ("gan", _model(GAN, **SMALL_GAN)),
+                        ("ae", _model(AE, **SMALL_AE))):
+        model.save_pretrained(tmp_path / name)
+        folders[name] = tmp_path / name
+    snippets = {name: _snippet(folder / "README.md") for name, folder in folders.items()}
+    assert f'VAE.from_pretrained("{folders["vae"].resolve().as_posix()}")' in snippets["vae"]
+    assert "model.sample(16" in snippets["gan"] and "model.sample" not in snippets["ae"]
+
+    checks = "\nassert images.shape == (16, {c}, 28, 28), images.shape\n"
+    script = "\n".join([
+        snippets["vae"] + checks.format(c=1) + "import os; assert os.path.getsize('my_samples.png') > 0",
+        snippets["gan"] + checks.format(c=1),
+        snippets["ae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 2)",
+        "print('snippets ok')",
+    ])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = subprocess.run([sys.executable, "-c", script], cwd=run_dir, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "snippets ok" in result.stdout
+    assert (run_dir / "my_samples.png").is_file()
+
+
+def test_card_uses_the_repo_id_when_known(tmp_path):
+    vae = _model(VAE, **SMALL_VAE)
+    vae.save_pretrained(tmp_path / "a", repo_id="org/mnist-vae")
+    assert 'VAE.from_pretrained("org/mnist-vae")' in _snippet(tmp_path / "a" / "README.md")
+    assert ModelCard.load(tmp_path / "a" / "README.md").text.startswith("\n# mnist-vae")
+    vae.save_pretrained(tmp_path / "b", training_summary={"repo_id": "org/from-trainer", "steps": 1})
+    assert 'VAE.from_pretrained("org/from-trainer")' in _snippet(tmp_path / "b" / "README.md")
+    vae.save_pretrained(tmp_path / "c", model_card=False)
+    assert sorted(os.listdir(tmp_path / "c")) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+# ---------------------------------------------------------------------------------------------------- vaegan.images
+def test_make_grid_layout_and_values():
+    images = torch.zeros(5, 3, 4, 6)
+    images[2] = 1.0  # third image white: row 0, column 2 with nrow=3
+    grid = make_grid(images, nrow=3, padding=1)
+    assert (grid.mode, grid.size) == ("RGB", (3 * 7 + 1, 2 * 5 + 1))
+    pixels = np.asarray(grid)
+    assert (pixels[1:5, 15:21] == 255).all() and pixels[1:5, 1:7].max() == 0
+    assert pixels[0].max() == 0  # padding
+    assert make_grid(torch.rand(9, 1, 8, 8)).size == (3 * 10 + 2, 3 * 10 + 2)  # square by default
+    assert make_grid(torch.rand(2, 1, 8, 8), nrow=4).size == (2 * 10 + 2, 10 + 2)  # never wider than needed
+    assert make_grid(torch.rand(4, 1, 8, 8), nrow=2, scale=3).size == (3 * 22, 3 * 22)
+    assert make_grid([torch.rand(1, 8, 8), torch.rand(1, 8, 8)], nrow=2).mode == "L"
+    with pytest.raises(ValueError, match="channels"):
+        make_grid(torch.rand(2, 5, 8, 8))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        make_grid(torch.rand(8, 8))
+
+
+def test_save_gif(tmp_path):
+    path = save_gif(torch.rand(4, 1, 8, 8), tmp_path / "a.gif", scale=2)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.size == (16, 16)
+        assert gif.n_frames == 4 + 2  # forward, then back without repeating the ends
+    frames = [Image.new("RGB", (5, 5), (i * 40, 0, 0)) for i in range(3)]
+    with Image.open(save_gif(frames, tmp_path / "b.gif", bounce=False)) as gif:
+        assert gif.n_frames == 3 and gif.size == (5, 5)

@@ -1,0 +1,197 @@
+"""Third-party model families through the "vaegan.models" entry-point group.
+
+The plugin package in tests/plugin_pkg/ is built and installed by pip (offline, no build isolation) into a private
+``--target`` folder, so its real ``.dist-info/entry_points.txt`` is found by ``importlib.metadata`` once the folder is
+on ``sys.path`` (in this process) or ``PYTHONPATH`` (in a fresh one). The shared virtual environment is never
+modified, so other test runs never see the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+
+import vaegan
+from vaegan import VAE, AutoModel, ConfigError, GenerativePipeline, PluginError
+from vaegan.models.auto import get_model_class
+
+PLUGIN_SOURCE = Path(__file__).parent / "plugin_pkg"
+PLUGIN_MODULE = "vaegan_tiny_plugin"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """``pip install`` the plugin package into a private folder (a real wheel build, real dist-info)."""
+    root = tmp_path_factory.mktemp("plugin")
+    source = root / "source"  # a copy: the build writes build/ and *.egg-info next to the sources
+    shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = root / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "--disable-pip-version-check", "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [dist_info] = site.glob("vaegan_tiny_plugin-0.1.0.dist-info")
+    assert "TinyAE = vaegan_tiny_plugin:TinyAE" in (dist_info / "entry_points.txt").read_text()
+    return site
+
+
+def _forget(*modules: str) -> None:
+    for name in modules:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def on_path():
+    """Put folders on sys.path for one test; afterwards remove them and rediscover the plugins."""
+    added: list[str] = []
+
+    def add(folder: Path) -> list[str]:
+        sys.path.insert(0, str(folder))
+        added.append(str(folder))
+        return vaegan.reload_plugins()
+
+    yield add
+    for folder in added:
+        sys.path.remove(folder)
+    _forget(PLUGIN_MODULE, "vaegan_broken_plugin", "vaegan_fake_plugin")
+    vaegan.reload_plugins()
+
+
+def fake_distribution(folder: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+    """An installed distribution as pip leaves it: ``<name>.dist-info`` (METADATA, entry_points.txt) and modules."""
+    dist_info = folder / f"{name}-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    (dist_info / "entry_points.txt").write_text(f"[vaegan.models]\n{lines}")
+    for module, code in modules.items():
+        (folder / f"{module}.py").write_text(textwrap.dedent(code))
+    return folder
+
+
+def test_installed_plugin_is_discovered_saved_and_loaded(plugin_site, on_path, tmp_path):
+    assert "TinyAE" not in vaegan.available_models()  # not installed in the environment itself
+    names = on_path(plugin_site)
+    assert "TinyAE" in names and {"AE", "GAN", "VAE"} <= set(names)
+    tiny_cls = get_model_class("TinyAE")
+    assert tiny_cls.__module__ == PLUGIN_MODULE and Path(sys.modules[PLUGIN_MODULE].__file__).is_relative_to(
+        plugin_site)
+    assert vaegan.TinyAE is tiny_cls  # resolvable by name, as diffusers' model_index.json loader needs
+
+    torch.manual_seed(0)
+    tiny = tiny_cls(image_size=8, latent_dim=3)
+    tiny.save_pretrained(tmp_path / "tiny")
+    loaded = AutoModel.from_pretrained(tmp_path / "tiny")
+    assert type(loaded) is tiny_cls
+    assert torch.equal(loaded.sample(4, generator=torch.Generator().manual_seed(0)),
+                       tiny.sample(4, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ConfigError, match="holds a TinyAE model, not a VAE"):
+        VAE.from_pretrained(tmp_path / "tiny")
+    assert "tinyae" in (tmp_path / "tiny" / "README.md").read_text()  # the card's family tag
+
+    pipe = GenerativePipeline(tiny)  # plugin families work in diffusers pipelines too
+    assert pipe.config["model"] == ("vaegan", "TinyAE")
+    pipe.save_pretrained(tmp_path / "pipe")
+    reloaded = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    assert type(reloaded.model) is tiny_cls
+    assert torch.equal(reloaded(batch_size=2, generator=torch.Generator().manual_seed(1), output_type="pt").images,
+                       tiny.sample(2, generator=torch.Generator().manual_seed(1)))
+
+
+def test_reload_forgets_a_removed_plugin(plugin_site, on_path):
+    assert "TinyAE" in on_path(plugin_site)
+    sys.path.remove(str(plugin_site))
+    try:
+        assert "TinyAE" not in vaegan.reload_plugins()
+        with pytest.raises(ConfigError, match="Unknown vaegan model class 'TinyAE'.*'vaegan.models' entry-point"):
+            get_model_class("TinyAE")
+        with pytest.raises(AttributeError):
+            vaegan.TinyAE  # noqa: B018
+    finally:
+        sys.path.insert(0, str(plugin_site))
+
+
+def test_broken_plugins_are_reported_not_fatal(on_path, tmp_path):
+    folder = fake_distribution(
+        tmp_path / "site", "vaegan-broken-plugin",
+        {"BrokenNet": "vaegan_broken_plugin:BrokenNet", "NotAModel": "vaegan_fake_plugin:helper",
+         "VAE": "vaegan_fake_plugin:VAE"},
+        {"vaegan_broken_plugin": "import a_dependency_that_is_not_installed\n",
+         "vaegan_fake_plugin": """
+             from vaegan import VAE as _Base
+
+             def helper():
+                 pass
+
+             class VAE(_Base):  # tries to take over the built-in name
+                 pass
+         """},
+    )
+    with pytest.warns(RuntimeWarning) as record:
+        names = on_path(folder)
+    messages = [str(w.message) for w in record]
+    assert any("entry point 'BrokenNet = vaegan_broken_plugin:BrokenNet' of package vaegan-broken-plugin 0.1"
+               in m and "a_dependency_that_is_not_installed" in m for m in messages), messages
+    assert any("'NotAModel = vaegan_fake_plugin:helper'" in m and "not a vaegan GenerativeModel" in m
+               for m in messages), messages
+    assert any("'VAE = vaegan_fake_plugin:VAE'" in m and "already taken" in m for m in messages), messages
+    assert "BrokenNet" not in names and "NotAModel" not in names
+    assert vaegan.VAE is get_model_class("VAE") and vaegan.VAE.__module__ == "vaegan.models.vae"
+
+    with pytest.raises(PluginError, match="BrokenNet = vaegan_broken_plugin:BrokenNet.*ModuleNotFoundError") as info:
+        get_model_class("BrokenNet")
+    assert isinstance(info.value, ImportError) and isinstance(info.value.__cause__, ModuleNotFoundError)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text('{"_class_name": "BrokenNet"}')
+    with pytest.raises(PluginError, match="could not be loaded"):
+        AutoModel.from_pretrained(tmp_path / "model")
+    with pytest.raises(ConfigError, match="Plugins that failed to load: .*BrokenNet"):
+        get_model_class("SomethingElse")
+
+
+def test_fresh_process_discovers_the_installed_plugin(plugin_site, on_path, tmp_path):
+    """A new interpreter with the plugin (and a broken one) on PYTHONPATH: real entry-point discovery, AutoModel
+    loading, and the plugin model's card snippet running as written."""
+    on_path(plugin_site)
+    torch.manual_seed(0)
+    tiny = get_model_class("TinyAE")(image_size=8, latent_dim=3)
+    tiny.save_pretrained(tmp_path / "tiny")
+    expected = tiny.sample(3, generator=torch.Generator().manual_seed(0))
+    torch.save(expected, tmp_path / "expected.pt")
+    [snippet] = re.findall(r"```python\n(.*?)```", (tmp_path / "tiny" / "README.md").read_text(), flags=re.S)
+    assert "from vaegan import AutoModel" in snippet and "a vaegan plugin" in snippet
+
+    broken = fake_distribution(tmp_path / "broken", "vaegan-broken-plugin", {"BrokenNet": "vaegan_broken_plugin:X"},
+                               {"vaegan_broken_plugin": "raise RuntimeError('boom')\n"})
+    script = "\n".join([
+        "import sys, warnings, torch",
+        "import vaegan",
+        f"assert {PLUGIN_MODULE!r} not in sys.modules  # discovery is lazy",
+        "with warnings.catch_warnings(record=True) as caught:",
+        "    warnings.simplefilter('always')",
+        "    names = vaegan.available_models()",
+        "assert 'TinyAE' in names and 'BrokenNet' not in names, names",
+        "assert any('BrokenNet' in str(w.message) and 'boom' in str(w.message) for w in caught)",
+        f"model = vaegan.AutoModel.from_pretrained({str(tmp_path / 'tiny')!r})",
+        "assert type(model).__name__ == 'TinyAE' and type(model).__module__ == 'vaegan_tiny_plugin'",
+        f"expected = torch.load({str(tmp_path / 'expected.pt')!r})",
+        "assert torch.equal(model.sample(3, generator=torch.Generator().manual_seed(0)), expected)",
+        snippet,
+        "print('plugin ok')",
+    ])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_site), str(broken)]), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "plugin ok" in result.stdout
