@@ -1,0 +1,121 @@
+"""The demo Space in a real browser: Chromium (Debian's package) driven by Playwright clicks through the tabs.
+
+Never runs ``playwright install``: it uses /usr/bin/chromium (``apt-get install chromium``) and skips without it.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from test_space import ARTIFACTS, heldout_digits, space, tiny_models  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+TIMEOUT_MS = 60_000
+
+IMAGE_LOADED = """(selector) => {
+    const img = document.querySelector(selector);
+    return img !== null && img.complete && img.naturalWidth > 0;
+}"""
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    demo = space.build_demo(tiny_models(), heldout=heldout_digits())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=space.CSS)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(app_url)
+            page.wait_for_selector("#sample-button")
+            page.page_errors = errors
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_for_image(page, selector: str) -> dict:
+    """Wait until ``selector`` is a loaded <img>; return its natural size."""
+    page.wait_for_function(IMAGE_LOADED, arg=selector, timeout=TIMEOUT_MS)
+    return page.eval_on_selector(selector, "img => ({width: img.naturalWidth, height: img.naturalHeight})")
+
+
+def test_sample_tab_renders_a_grid(page):
+    page.click("#sample-button")
+    size = wait_for_image(page, "#sample-output img")
+    assert size["width"] > 0 and size["height"] > 0
+    zoom = page.eval_on_selector("#sample-output img", """img => {
+        const box = img.getBoundingClientRect();
+        return Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+    }""")
+    assert zoom >= 2  # the small grid is scaled up on the page (object-fit: contain), not shown as a stamp
+    page.screenshot(path=str(ARTIFACTS / "space_sample.png"), full_page=True)
+    assert not page.page_errors, page.page_errors
+
+
+def test_interpolate_tab_renders_strip_and_gif(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.click("#interpolate-button")
+    strip = wait_for_image(page, "#interpolate-strip img")
+    gif = wait_for_image(page, "#interpolate-gif img")
+    assert strip["width"] > strip["height"] and gif["width"] > 0
+    assert page.eval_on_selector("#interpolate-gif img", "img => img.src").split("?")[0].endswith(".gif")
+    page.screenshot(path=str(ARTIFACTS / "space_interpolate.png"), full_page=True)
+    assert not page.page_errors, page.page_errors
+
+
+def test_explore_tab_decodes_a_clicked_point(page):
+    page.get_by_role("tab", name="Explore").click()
+    plane = wait_for_image(page, "#explore-plane img")
+    wait_for_image(page, "#explore-manifold img")
+    box = page.locator("#explore-plane img").bounding_box()
+    scale = box["width"] / plane["width"]
+    page.mouse.click(box["x"] + 0.45 * plane["width"] * scale, box["y"] + 0.5 * plane["height"] * scale)
+    wait_for_image(page, "#explore-point img")
+    page.screenshot(path=str(ARTIFACTS / "space_explore.png"), full_page=True)
+    assert not page.page_errors, page.page_errors
+
+
+def test_reconstruct_tab_with_a_drawing(page):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#reconstruct-sketch button[aria-label='Brush']").click()
+    canvas = page.locator("#reconstruct-sketch canvas").first.bounding_box()
+    x, y = canvas["x"] + canvas["width"] / 2 - 60, canvas["y"] + canvas["height"] / 2 - 90
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 21):  # a "7": the bar, then the stem
+        page.mouse.move(x + 6 * i, y)
+    for i in range(1, 31):
+        page.mouse.move(x + 120 - 2.5 * i, y + 6 * i)
+    page.mouse.up()
+    page.click("#reconstruct-button")
+    seen = wait_for_image(page, "#reconstruct-input img")
+    wait_for_image(page, "#reconstruct-output img")
+    assert seen["width"] == seen["height"] > 0
+    page.screenshot(path=str(ARTIFACTS / "space_reconstruct.png"), full_page=True)
+    assert not page.page_errors, page.page_errors
