@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from training_utils import tiny_config
 
 from vaegan.training import Trainer
