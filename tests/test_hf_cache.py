@@ -28,6 +28,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 import torch
+from model_helpers import gen
 from safetensors.torch import load_file
 
 from vaegan import AE, GAN, VAE, AutoModel, CheckpointError
@@ -40,17 +41,6 @@ COMMIT_MAIN = hashlib.sha1(b"first commit").hexdigest()
 COMMIT_V1 = hashlib.sha1(b"second commit").hexdigest()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and do not stall when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def small_vae(seed: int) -> VAE:

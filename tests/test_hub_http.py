@@ -22,13 +22,6 @@ SMALL_GAN = {"base_channels": 4, "latent_dim": 8}
 MODEL_FILES = ["README.md", "config.json", "diffusion_pytorch_model.safetensors", "samples.png"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def seed(n: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(n)

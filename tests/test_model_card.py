@@ -38,13 +38,6 @@ SUMMARY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _model(cls, **kwargs):
     torch.manual_seed(0)

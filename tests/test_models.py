@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from model_helpers import gen
 from torch import nn
 
 import vaegan
@@ -31,17 +32,6 @@ FAMILIES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and do not stall when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def make(family: str, size: str = "28x28x1", **overrides) -> vaegan.GenerativeModel:

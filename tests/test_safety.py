@@ -17,13 +17,6 @@ from vaegan.models.base import GenerativeModel
 PICKLE_NAMES = ["diffusion_pytorch_model.bin", "model.pt", "model.pkl"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small_vae() -> VAE:
     torch.manual_seed(0)
