@@ -35,3 +35,25 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, family):
     summary = json.loads((tmp_path / "training_summary.json").read_text())
     assert summary["hardware"] == "2 x cpu" and summary["batch_size"] == 64
     assert (tmp_path / "model" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_module_entry_point(tmp_path):
+    """`accelerate launch --config_file configs/accelerate/cpu-2proc.yaml -m vaegan.train CONFIG`: two processes."""
+    import yaml
+    from training_utils import TINY_MODELS
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": TINY_MODELS["ae"], "data": {"source": "mnist-5k", "limit": 256},
+        "train": {"output_dir": str(tmp_path / "out"), "epochs": 1, "batch_size": 32, "num_preview_images": 4},
+    }))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    accelerate_config = TESTS.parent / "configs" / "accelerate" / "cpu-2proc.yaml"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
+               "--main_process_port", "0", "-m", "vaegan.train", str(config)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    summary = json.loads((tmp_path / "out" / "training_summary.json").read_text())
+    assert summary["hardware"] == "2 x cpu" and summary["steps"] == 4
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
