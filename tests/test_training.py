@@ -159,3 +159,16 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     subprocess.run([*command, "--resume", "latest"], check=True, capture_output=True, timeout=600)
     expected, actual = model_tensors(straight), model_tensors(tmp_path / "killed" / "model")
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
+
+
+def test_output_dir_with_checkpoints_needs_resume(tmp_path):
+    config = tiny_config("vae", tmp_path, epochs=1, checkpoint_every=4)
+    train(config)
+    [checkpoint, *_] = list_checkpoints(tmp_path)
+    assert not list(checkpoint.glob("custom_checkpoint_*"))  # trainer state is JSON, not a pickle
+    reset_accelerate_state()
+    with pytest.raises(ConfigError, match="already holds checkpoints.*--resume latest"):
+        Trainer(config)
+    reset_accelerate_state()
+    with pytest.raises(ConfigError, match="not a checkpoint folder"):
+        Trainer(config, resume=str(tmp_path / "samples"))

@@ -491,8 +491,11 @@ class SpaceApp:
 
     def _new_file(self, name: str) -> Path:
         for old in self.tmp.iterdir():  # keep the scratch folder small: GIFs older than 10 minutes go
-            if old.is_dir() and time.time() - old.stat().st_mtime > 600:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                if old.is_dir() and time.time() - old.stat().st_mtime > 600:
+                    shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:  # another request removed it first
+                pass
         return Path(tempfile.mkdtemp(dir=self.tmp)) / name
 
     # ------------------------------------------------------------------ Reconstruct
@@ -852,13 +855,24 @@ def model_specs(cli: Sequence[str] | None, environ: dict[str, str] | None = None
     return readme_models() or list(OFFICIAL_MODELS)
 
 
+def default_model_name(source: str) -> str:
+    """A folder's name (its parent's for a trainer's ``OUTPUT/model``); a Hub id as it is."""
+    path = Path(source)
+    if not path.exists():
+        return source
+    path = path.resolve()
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+
 def load_models(specs: Sequence[str], loader: Callable[[str], GenerativeModel] = AutoModel.from_pretrained,
                 ) -> dict[str, GenerativeModel]:
     """Load ``NAME=PATH_OR_ID`` / ``PATH_OR_ID`` specs; a model that fails to load is skipped with a log line."""
     models: dict[str, GenerativeModel] = {}
     for spec in specs:
         name, _, source = spec.strip().rpartition("=") if "=" in spec else ("", "", spec.strip())
-        name = name or (Path(source).name if Path(source).exists() else source)
+        name = name or default_model_name(source)
+        if name in models:  # e.g. two trainer outputs, both called .../model
+            name = f"{name}-{sum(n == name or n.startswith(f'{name}-') for n in models) + 1}"
         try:
             models[name] = loader(source)
             log.info("loaded %s from %s", name, source)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import VaeganError
 
@@ -50,7 +52,9 @@ def run_interpolate(args: argparse.Namespace) -> None:
 
 
 def run_push(args: argparse.Namespace) -> None:
-    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None)
+    summary_file = Path(args.model) / "training_summary.json"  # written by the trainer: keeps the card's training part
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary)
     print(f"Pushed {args.model} to {url}")
 
 
@@ -86,14 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# Errors a user can fix from the message alone: shown as one line, without a traceback.
+USER_ERRORS = (VaeganError, ValueError, RuntimeError, OSError, ImportError)
+
+
+def run_command(args: argparse.Namespace, prog: str) -> int:
+    """Run ``args.run(args)``; a user error becomes one line on stderr and exit status 2."""
     try:
         args.run(args)
-    except (VaeganError, FileNotFoundError) as err:
-        print(f"vaegan {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args, f"vaegan {args.command}")
 
 
 if __name__ == "__main__":

@@ -6,20 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .cli import add_train_arguments, run_train
-from .errors import VaeganError
+from .cli import add_train_arguments, run_command, run_train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vaegan.train", description="Train a vaegan model from a YAML config.")
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        run_train(args)
-    except VaeganError as err:
-        print(f"vaegan.train: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    parser.set_defaults(run=run_train)
+    return run_command(parser.parse_args(argv), "vaegan.train")
 
 
 if __name__ == "__main__":

@@ -63,11 +63,6 @@ class AE(Autoencoder):
         latents = self.encoder(images)
         return EncoderOutput(latent=latents) if return_dict else (latents,)
 
-    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
-        images = self.decode_latents(latents)
-        return DecoderOutput(sample=images) if return_dict else (images,)
-
     def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Reconstruct ``sample``."""
         return self.decode(self.encode(sample).latent, return_dict=return_dict)

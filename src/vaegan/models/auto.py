@@ -108,6 +108,8 @@ def get_model_class(name: str) -> type[GenerativeModel]:
     Raises :class:`PluginError` when ``name`` belongs to a plugin that failed to import, else
     :class:`~vaegan.errors.ConfigError` for an unknown name.
     """
+    if not isinstance(name, str):
+        raise ConfigError(f"_class_name must be a class name (a string), got {name!r}.")
     if name not in _REGISTRY:
         _load_plugins()
     if name in _REGISTRY:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import DecoderOutput
 
 from ..errors import ConfigError
 from .base import GenerativeModel
@@ -84,6 +85,11 @@ class Autoencoder(GenerativeModel):
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(latents))
+
+    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+        """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
+        images = self.decode_latents(latents)
+        return DecoderOutput(sample=images) if return_dict else (images,)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""

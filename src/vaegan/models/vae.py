@@ -78,11 +78,6 @@ class VAE(Autoencoder):
         dist = LatentGaussian(self.encoder(images))
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
-    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
-        images = self.decode_latents(latents)
-        return DecoderOutput(sample=images) if return_dict else (images,)
-
     def forward(self, sample: torch.Tensor, sample_posterior: bool = False,
                 generator: torch.Generator | None = None, return_dict: bool = True) -> DecoderOutput | tuple:
         """Reconstruct ``sample``: posterior mode, or a posterior draw with ``sample_posterior=True``."""

@@ -40,7 +40,7 @@ class TrainingDivergedError(VaeganError, RuntimeError):
 
 @dataclasses.dataclass
 class TrainingState:
-    """Where the run is; saved with every checkpoint through ``register_for_checkpointing``."""
+    """Where the run is; saved as ``trainer_state.json`` in every checkpoint (JSON: nothing is unpickled)."""
 
     step: int = 0  # completed optimisation steps
     epoch: int = 0
@@ -82,7 +82,7 @@ def resolve_resume(output_dir: str | Path, resume: str) -> Path:
                               "--resume, or pass the path of a checkpoint folder.")
         return checkpoints[-1]
     path = Path(resume)
-    if not (path / "trainer_state.json").is_file() and not path.is_dir():
+    if not (path / "trainer_state.json").is_file():
         raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
                           f"{Path(output_dir) / 'checkpoints'}).")
     return path
@@ -149,9 +149,11 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_phase)],
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed),
         )
-        set_seed(t.seed)
-        self.model = build_model(config, init_from)
-        self.train_set, self.heldout_set = self._datasets()
+        # Each process draws its own noise (GAN latents, VAE eps); DDP copies rank 0's initial weights to all.
+        set_seed(t.seed, device_specific=True)
+        with self.accelerator.main_process_first():  # one download, then the other processes read the cache
+            self.model = build_model(config, init_from)
+            self.train_set, self.heldout_set = self._datasets()
         if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
@@ -165,11 +167,15 @@ class Trainer:
         self.optimizers = dict(zip(phases, prepared[1:-1], strict=True))
         self.phase_params = {p: {id(q) for q in self.model.phase_parameters(p)} for p in phases}
         self.state = TrainingState()
-        self.accelerator.register_for_checkpointing(self.state)
+        self.resumed = resume is not None
         if resume:
             path = resolve_resume(self.output_dir, resume)
             self.accelerator.load_state(str(path))
+            self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
+        elif list_checkpoints(self.output_dir):
+            raise ConfigError(f"{self.output_dir} already holds checkpoints of an earlier run; continue it with "
+                              "--resume latest, or choose another train.output_dir.")
         self.fixed_latents: torch.Tensor | None = None
         self.last_metrics: dict[str, float] = {}
 
@@ -210,8 +216,11 @@ class Trainer:
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.config.save(self.output_dir / "config.yaml")
+            if not self.resumed:  # a fresh run starts a fresh metrics log
+                (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
-        steps_per_epoch = len(self.loader) // t.gradient_accumulation_steps
+        # Accelerate also steps on an epoch's last, shorter accumulation window.
+        steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
         total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
@@ -279,7 +288,8 @@ class Trainer:
         checkpoints = list_checkpoints(self.output_dir)
         last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
         raise TrainingDivergedError(
-            f"The {phase} loss became {float(loss.detach())} at step {self.state.step + 1} (epoch "
+            f"The {phase} loss became NaN or infinite (here: {float(loss.detach())}) at step "
+            f"{self.state.step + 1} (epoch "
             f"{self.state.epoch + 1}); training stopped and nothing more was written: {last}. Lower "
             "train.learning_rate (or set train.max_grad_norm), then resume with --resume latest."
         )
@@ -370,12 +380,14 @@ class Trainer:
                 start, end = self._two_different_digits()
             save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
                                start=start, end=end, gif=self.output_dir / "interpolation.gif")
-            (self.output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+            for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
+                (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
                                         training_summary={**summary, "repo_id": self.push_to_hub})
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
+        acc.wait_for_everyone()
         acc.end_training()
         return model_dir
 
