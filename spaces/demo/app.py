@@ -242,10 +242,6 @@ def digit_sketchpad(label: str, **kwargs: Any) -> gr.ImageEditor:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _has_encoder(model: GenerativeModel) -> bool:
-    return type(model).encode_images is not GenerativeModel.encode_images
-
-
 def _describe(name: str, model: GenerativeModel) -> str:
     c, h, w = model.image_shape
     return f"{name} ({type(model).__name__}, {model.latent_dim}-D latent, {h}x{w}x{c})"
@@ -398,7 +394,7 @@ class SpaceApp:
 
     def encoder_model(self, name: str, what: str, alternative: str = "") -> GenerativeModel:
         model = self.model(name)
-        if not _has_encoder(model):
+        if not model.has_encoder:
             raise gr.Error(f"{name} is a {type(model).__name__}, which has no encoder, so it cannot {what}. "
                            f"Choose an AE or a VAE{alternative}.")
         return model
@@ -510,7 +506,7 @@ class SpaceApp:
     # ------------------------------------------------------------------ Explore
     def heldout_latents(self, name: str, net: GenerativeModel) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Latents (posterior modes) and labels of the held-out digits, or None (GAN, or no held-out data)."""
-        if not _has_encoder(net):
+        if not net.has_encoder:
             return None
         with self._lock:
             if name not in self._latents:
@@ -531,7 +527,7 @@ class SpaceApp:
             if name in self._ranges:
                 return self._ranges[name]
         spans = []
-        if not (hasattr(net, "has_prior") and not net.has_prior):  # an AE before fit_prior has no prior
+        if net.can_sample:  # an AE before fit_prior has no prior
             with torch.inference_mode():
                 draws = net.prior_latents(4000, generator=torch.Generator().manual_seed(0)).float().cpu()
             spans.append((draws.mean(0) - 3 * draws.std(0), draws.mean(0) + 3 * draws.std(0)))
@@ -670,7 +666,7 @@ def build_demo(models: dict[str, GenerativeModel], heldout: Any = HELDOUT_SOURCE
     compute = {"concurrency_limit": concurrency_limit, "concurrency_id": "model"}
     ui_only = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
     all_models = app.choices()
-    encoders = app.choices(_has_encoder)
+    encoders = app.choices(lambda model: model.has_encoder)
     planes = app.choices(lambda m: m.latent_dim == 2)
     first = app.names[0]
 

@@ -143,7 +143,7 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
 
     from .images import make_grid
 
-    if getattr(model, "has_prior", True) is False:
+    if not model.can_sample:
         return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
                 "at the end of training), or use a VAE, whose prior is built in.")

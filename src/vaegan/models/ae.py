@@ -79,6 +79,10 @@ class AE(Autoencoder):
     def has_prior(self) -> bool:
         return bool(self.prior_fitted.item())
 
+    @property
+    def can_sample(self) -> bool:
+        return self.has_prior
+
     @torch.no_grad()
     def fit_prior(self, latents: torch.Tensor) -> None:
         """Store a Gaussian (mean and full covariance) fitted to ``latents`` ``(N, latent_dim)``."""

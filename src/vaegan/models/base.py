@@ -65,6 +65,16 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         return (self.config.in_channels, self.config.image_size, self.config.image_size)
 
     # ------------------------------------------------------------------ generation
+    @property
+    def has_encoder(self) -> bool:
+        """Whether images can be encoded (``encode_images``): true for AEs and VAEs, false for GANs."""
+        return type(self).encode_images is not GenerativeModel.encode_images
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether ``sample`` works now (an AE needs its fitted prior first)."""
+        return True
+
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
         raise NotImplementedError

@@ -341,7 +341,7 @@ class Trainer:
 
         model, n = self.model, self.config.train.num_preview_images
         with model._eval_mode():
-            if getattr(model, "has_prior", True):
+            if model.can_sample:
                 images = model.decode_latents(self._preview_latents().to(model.device))
             elif self.heldout_set is not None:
                 originals = torch.stack([self.heldout_set[i][0] for i in range(min(n, len(self.heldout_set)))])
@@ -376,7 +376,7 @@ class Trainer:
             model.save_pretrained(model_dir, training_summary=summary)
             save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
             start = end = None
-            if self.heldout_set is not None and hasattr(model, "encode") and len(self.heldout_set) > 1:
+            if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
                 start, end = self._two_different_digits()
             save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
                                start=start, end=end, gif=self.output_dir / "interpolation.gif")
