@@ -30,7 +30,7 @@ from PIL import Image
 from .errors import CheckpointError, ConfigError
 from .models.ae import AE
 from .models.auto import _REGISTRY, get_model_class, register_model
-from .models.base import GenerativeModel
+from .models.base import _CONFIG_DOWNLOAD_KWARGS, GenerativeModel
 from .models.gan import GAN
 from .models.vae import VAE
 
@@ -227,8 +227,7 @@ class GenerativePipeline(DiffusionPipeline):
             raise CheckpointError("vaegan loads safetensors weights only; remove use_safetensors=False.")
         kwargs["use_safetensors"] = True
         source = str(pretrained_model_name_or_path)
-        download = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
-                                           "revision") if k in kwargs}
+        download = {k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs and k != "subfolder"}
         config = cls.load_config(source, **download)
         name = config.get("_class_name")
         target = _PIPELINE_CLASSES.get(name) if isinstance(name, str) else None  # a list: custom pipeline code

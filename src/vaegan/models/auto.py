@@ -131,10 +131,8 @@ class AutoModel:
     @staticmethod
     def from_pretrained(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> GenerativeModel:
         """Like ``VAE.from_pretrained`` (same arguments), for whichever family the repo holds."""
-        download = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only",
-                                           "token", "revision", "subfolder") if k in kwargs}
         _refuse_pickle_only(str(pretrained_model_name_or_path), kwargs.get("subfolder"))
-        config = _load_config(GenerativeModel, pretrained_model_name_or_path, download)
+        config = _load_config(GenerativeModel, pretrained_model_name_or_path, kwargs)
         name = config.get("_class_name")
         if not name:
             raise ConfigError(f"{pretrained_model_name_or_path}: config.json has no '_class_name'; load it "
