@@ -26,14 +26,14 @@ def slerp(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
 
     Falls back to ``lerp`` when the two vectors are (anti-)parallel, where the arc is undefined.
     """
-    a, b = start.double(), end.double()
+    a, b = start.cpu().double(), end.cpu().double()  # float64 on the CPU: some accelerators (MPS) lack it
     cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
     omega = torch.arccos(cos.clamp(-1.0, 1.0))
     if torch.sin(omega).abs() < 1e-6:
         return lerp(start, end, steps)
-    t = interpolation_weights(steps, start.device).double()[:, None]
+    t = interpolation_weights(steps).double()[:, None]
     path = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-    return path.to(start.dtype)
+    return path.to(start.device, start.dtype)
 
 
 def interpolate_latents(start: torch.Tensor, end: torch.Tensor, steps: int, mode: str = "slerp") -> torch.Tensor:

@@ -86,7 +86,8 @@ class AE(Autoencoder):
     @torch.no_grad()
     def fit_prior(self, latents: torch.Tensor) -> None:
         """Store a Gaussian (mean and full covariance) fitted to ``latents`` ``(N, latent_dim)``."""
-        latents = latents.detach().to(self.device, torch.float64).reshape(len(latents), -1)
+        # float64 on the CPU (some accelerators, e.g. MPS, lack it); copy_ moves the results to the buffers' device.
+        latents = latents.detach().to("cpu", torch.float64).reshape(len(latents), -1)
         if latents.shape[1] != self.latent_dim or len(latents) < 2:
             raise ValueError(f"fit_prior needs at least 2 latents of size {self.latent_dim}, "
                              f"got shape {tuple(latents.shape)}.")
