@@ -147,7 +147,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
                   "checkpoint_every": 4, "num_preview_images": 4},
     }))
     command = [sys.executable, "-m", "vaegan.train", str(config_file)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the straight run above uses one thread too (conftest)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
     while not list_checkpoints(tmp_path / "killed") or list_checkpoints(tmp_path / "killed")[-1].name < "step_00000012":
         assert process.poll() is None, "training ended before it could be killed"
@@ -156,7 +157,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "killed" / "model").exists()
-    subprocess.run([*command, "--resume", "latest"], check=True, capture_output=True, timeout=600)
+    subprocess.run([*command, "--resume", "latest"], check=True, capture_output=True, timeout=600, env=env)
     expected, actual = model_tensors(straight), model_tensors(tmp_path / "killed" / "model")
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 

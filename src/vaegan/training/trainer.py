@@ -369,6 +369,13 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         model = self.model
+        if acc.num_processes > 1:
+            # Parameters are in sync through DDP, but batch-norm statistics are per process (each saw its own
+            # data and noise after DDP's last buffer broadcast): take rank 0's, the ones that get saved.
+            from accelerate.utils import broadcast
+
+            for buffer in model.buffers():
+                buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
         model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
