@@ -146,8 +146,14 @@ def test_usage_snippets_run_as_written(tmp_path):
                         ("ae", _model(AE, **SMALL_AE))):
         model.save_pretrained(tmp_path / name)
         folders[name] = tmp_path / name
+    readmes = {name: (folder / "README.md").read_text() for name, folder in folders.items()}
+    assert not any(str(tmp_path) in text or str(tmp_path.resolve()) in text for text in readmes.values())
     snippets = {name: _snippet(folder / "README.md") for name, folder in folders.items()}
-    assert f'VAE.from_pretrained("{folders["vae"].resolve().as_posix()}")' in snippets["vae"]
+    assert 'VAE.from_pretrained("your-username/vae")' in snippets["vae"]
+    assert '# Not on the Hub yet: replace "your-username/vae" with the repo id' in snippets["vae"]
+    # What the note asks a user to do: put the folder's path in place of the placeholder id.
+    snippets = {name: text.replace(f'"your-username/{name}"', repr(folders[name].as_posix()))
+                for name, text in snippets.items()}
     assert "model.sample(16" in snippets["gan"] and "model.sample" not in snippets["ae"]
 
     checks = "\nassert images.shape == (16, {c}, 28, 28), images.shape\n"

@@ -55,7 +55,7 @@ _SUMMARY_LABELS = {
     "seed": "Seed",
     "init_from": "Initialised from",
 }
-_SUMMARY_SKIP = {"metrics", "repo_id", "license", "tags"}
+_SUMMARY_SKIP = {"metrics", "repo_id", "license", "tags", "evaluation"}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -113,14 +113,27 @@ def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+PLACEHOLDER_OWNER = "your-username"
+
+
 def _load_target(repo_id: str | None, summary: Mapping[str, Any], load_path: str | Path | None,
                  folder: str | Path | None) -> str:
-    """What ``from_pretrained`` takes in the usage snippet: the repo id when known, else the folder."""
+    """What ``from_pretrained`` takes in the usage snippet: the repo id when known, else a placeholder id named
+    after the folder (a card never shows a local absolute path; see :func:`_placeholder_note`)."""
     target = repo_id or summary.get("repo_id")
     if target:
         return str(target)
     location = load_path if load_path is not None else folder
-    return Path(location).resolve().as_posix() if location is not None else "path/to/model"
+    name = Path(location).resolve().name if location is not None else ""
+    return f"{PLACEHOLDER_OWNER}/{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'model'}"
+
+
+def _placeholder_note(target: str) -> list[str]:
+    """The one-line note above a snippet that loads a placeholder id."""
+    if not target.startswith(f"{PLACEHOLDER_OWNER}/"):
+        return []
+    return [f"# Not on the Hub yet: replace {json.dumps(target)} with the repo id after pushing, or with the path "
+            "of this folder."]
 
 
 def _importable_name(cls: type) -> str | None:
@@ -182,6 +195,7 @@ def _usage(model: GenerativeModel, target: str, can_sample: bool, subfolder: str
         ]
     else:
         lines += [f"print(model.image_shape, model.latent_dim)  # ({c}, {h}, {w}) {model.latent_dim}"]
+    lines = _placeholder_note(target) + lines
     prefix = "" if name else f"# needs the package that provides {cls.__name__} (a vaegan plugin)\n"
     return "```python\n" + prefix + "\n".join(imports) + "\n\n" + "\n".join(lines) + "\n```"
 
@@ -281,7 +295,12 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     ]
     if any(k not in _SUMMARY_SKIP for k in summary) or summary.get("metrics"):
         parts.append(_summary_section(summary))
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
+    if summary.get("evaluation"):  # a result of vaegan.metrics.evaluate: model-index metadata + a table
+        from .metrics.card import apply_to_card
+
+        apply_to_card(card, summary["evaluation"], model_name=title)
+    return card
 
 
 def write_model_card(model: GenerativeModel, folder: str | Path, training_summary: Mapping[str, Any] | None = None,
@@ -292,7 +311,8 @@ def write_model_card(model: GenerativeModel, folder: str | Path, training_summar
     ``repo_id`` (or ``training_summary["repo_id"]``) is the id the usage snippet loads; without one it loads
     ``load_path`` (default: ``folder``), from ``subfolder`` when given. ``training_summary`` is free-form
     (vaegan's trainer writes ``dataset``, ``dataset_id``, ``epochs``, ``steps``, ``batch_size``, ``optimizer``,
-    ``hardware``, ``training_seconds``, ``license``, ``metrics``: {...}, ...).
+    ``hardware``, ``training_seconds``, ``license``, ``metrics``: {...}, ...); its ``evaluation`` (the result of
+    :func:`vaegan.metrics.evaluate`) becomes the card's ``model-index`` and "Evaluation" section.
     """
     folder = Path(folder)
     reason = save_card_samples(model, folder)
@@ -302,6 +322,10 @@ def write_model_card(model: GenerativeModel, folder: str | Path, training_summar
     card = model_card(model, training_summary, repo_id=repo_id, load_path=load_path or folder,
                       subfolder=subfolder, samples=None if reason else SAMPLES_FILENAME, no_samples_reason=reason)
     card.save(folder / "README.md")
+    if training_summary and training_summary.get("evaluation"):
+        from .metrics.card import write_eval_results
+
+        write_eval_results(folder, training_summary["evaluation"])
     return card
 
 
@@ -330,6 +354,7 @@ def pipeline_card(pipeline: Any, *, repo_id: str | None = None, load_path: str |
     parts += [
         "## Usage", "", "```python", "import torch", "from diffusers import DiffusionPipeline", "",
         "import vaegan  # noqa: F401 - registers vaegan's models and pipelines with diffusers", "",
+        *_placeholder_note(target),
         f"pipe = DiffusionPipeline.from_pretrained({json.dumps(target)})",
         "images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images",
         "images[0].save(\"sample.png\")",

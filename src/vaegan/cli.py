@@ -1,4 +1,4 @@
-"""The ``vaegan`` command: ``train``, ``sample``, ``interpolate`` and ``push``."""
+"""The ``vaegan`` command: ``train``, ``sample``, ``interpolate``, ``evaluate`` and ``push``."""
 
 from __future__ import annotations
 
@@ -54,8 +54,16 @@ def run_interpolate(args: argparse.Namespace) -> None:
 def run_push(args: argparse.Namespace) -> None:
     summary_file = Path(args.model) / "training_summary.json"  # written by the trainer: keeps the card's training part
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    evaluation = Path(args.model) / "eval_results.json"  # written by `vaegan evaluate --update-card` and the trainer
+    if evaluation.is_file():
+        summary = {**(summary or {}), "evaluation": json.loads(evaluation.read_text())}
     url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary)
     print(f"Pushed {args.model} to {url}")
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .metrics.cli import run_evaluate as run
+
+    run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.add_argument("--steps", type=int, default=10)
     interpolate.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
     interpolate.add_argument("--gif", help="also write an animated GIF here")
+
+    evaluate = commands.add_parser("evaluate", help="compute generation / likelihood metrics of a model")
+    from .metrics.cli import add_evaluate_arguments
+
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
 
     push = commands.add_parser("push", help="upload a local model folder to the Hub")
     push.add_argument("model", help="local model folder")

@@ -275,7 +275,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
                 # Same commit: drop weight shards and a sample grid left by an earlier push that this one lacks.
-                delete_patterns=["diffusion_pytorch_model*", "samples.png"],
+                delete_patterns=["diffusion_pytorch_model*", "samples.png", "eval_results.json"],
             )
         return commit.commit_url
 
@@ -357,7 +357,9 @@ def _publish(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     produced = {p.name for p in staging.iterdir()}
-    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png")]:  # card's grid too
+    # The card's sample grid and evaluation too: a save without them must not keep an older model's.
+    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png"),
+                  *target.glob("eval_results.json")]:
         if stale.name not in produced:
             stale.unlink()
     order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))

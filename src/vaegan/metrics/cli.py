@@ -1,0 +1,87 @@
+"""``vaegan evaluate MODEL ...``: arguments, the printed table, ``--output`` and ``--update-card``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
+from .features import FEATURE_EXTRACTORS, check_features
+from .registry import METRICS
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="Hub id or local model folder")
+    parser.add_argument("--data", default=DEFAULT_DATA, help=f"real images: a data source (default {DEFAULT_DATA})")
+    parser.add_argument("-n", "--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
+                        help=f"generated samples (default {DEFAULT_NUM_SAMPLES:,})")
+    parser.add_argument("--metrics", help="comma-separated metric names (default: all that apply); known: "
+                        + ", ".join(METRICS))
+    parser.add_argument("--features", help=f"feature extractor: {' or '.join(FEATURE_EXTRACTORS)} (default: mnist "
+                        "for MNIST data, else inception)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iwae-samples", type=int, default=DEFAULT_IWAE_SAMPLES,
+                        help=f"posterior samples per image for iwae_nll (default {DEFAULT_IWAE_SAMPLES})")
+    parser.add_argument("--num-heldout", type=int, default=DEFAULT_NUM_HELDOUT,
+                        help=f"held-out images for the likelihood metrics (default {DEFAULT_NUM_HELDOUT})")
+    parser.add_argument("-o", "--output", help="also write the results to this JSON file")
+    parser.add_argument("--update-card", action="store_true",
+                        help="write the results into the model's card (model-index + table) and eval_results.json; "
+                             "for a Hub id, as a commit to that repo")
+    parser.add_argument("--device", default="cpu")
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The metrics as an aligned two-column text table."""
+    rows = [(name, f"{value:.6g}") for name, value in result["metrics"].items()]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{result['model']} on {result['data']}" + (f" ({result['num_samples']:,} samples, seed "
+                                                         f"{result['seed']}, features {result['features']})"
+                                                         if "num_samples" in result else "")]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _push_card_update(repo_id: str, result: dict[str, Any]) -> str:
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from .card import EVAL_RESULTS_FILENAME, update_card
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            Path(tmp, "README.md").write_bytes(Path(hf_hub_download(repo_id, "README.md")).read_bytes())
+        except EntryNotFoundError:
+            pass
+        update_card(tmp, result)
+        operations = [CommitOperationAdd(name, str(Path(tmp, name))) for name in ("README.md", EVAL_RESULTS_FILENAME)]
+        commit = HfApi().create_commit(repo_id, operations, commit_message="Add vaegan evaluation results")
+    return commit.commit_url
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from ..models import AutoModel
+    from .card import update_card
+    from .evaluate import evaluate
+
+    if args.features is not None:
+        check_features(args.features)  # before loading anything
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    model = AutoModel.from_pretrained(args.model).to(args.device)
+    result = evaluate(model, data=args.data, num_samples=args.num_samples, seed=args.seed, metrics=metrics,
+                      features=args.features, iwae_samples=args.iwae_samples, num_heldout=args.num_heldout,
+                      progress=True)
+    result["model"] = args.model
+    print(format_table(result))
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {args.output}")
+    if args.update_card:
+        if Path(args.model).is_dir():
+            update_card(args.model, result)
+            print(f"Updated the model card {Path(args.model) / 'README.md'}")
+        else:
+            print(f"Updated the model card of {args.model}: {_push_card_update(args.model, result)}")

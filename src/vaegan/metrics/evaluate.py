@@ -1,0 +1,152 @@
+"""``evaluate``: sample a model, compare with real images, and return the numbers as a JSON-ready dict."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from .classifier import class_coverage, class_histogram, confident
+from .features import check_features, extract
+from .generation import frechet_distance, inception_score, kernel_distance, precision_recall_density_coverage
+from .likelihood import likelihood_bounds, reconstruction_mse
+from .registry import METRICS, resolve_metrics
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA = "mnist-5k"
+DEFAULT_NUM_SAMPLES = 10_000
+DEFAULT_IWAE_SAMPLES = 1000
+#: Held-out images for the likelihood metrics (the data source's "test" split, made with seed 0 when the source
+#: has none, like the trainer's default); the first ``DEFAULT_NUM_HELDOUT`` of them.
+DEFAULT_NUM_HELDOUT = 500
+_BATCH = 500
+
+
+def default_features(data: str) -> str:
+    """``mnist`` for MNIST digit data, else ``inception``."""
+    from ..cards import dataset_tag
+
+    return "mnist" if dataset_tag(data) == "mnist" else "inception"
+
+
+def _load_model(model: Any):
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        from ..models import AutoModel
+
+        return AutoModel.from_pretrained(str(model)), str(model)
+    return model, getattr(model, "name_or_path", None) or type(model).__name__
+
+
+@functools.lru_cache(maxsize=4)
+def _real_images(data: str, split: str, channels: int, image_size: int, limit: int | None,
+                 cache_dir: str | None) -> torch.Tensor:
+    from torch.utils.data import DataLoader
+
+    from ..data import load_image_dataset
+
+    dataset = load_image_dataset(data, image_size=image_size, channels=channels, split=split, limit=limit,
+                                 cache_dir=cache_dir)
+    return torch.cat([images for images, _ in DataLoader(dataset, batch_size=_BATCH)])
+
+
+@functools.lru_cache(maxsize=4)
+def _real_features(data: str, features: str, channels: int, image_size: int,
+                   cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    images = _real_images(data, "train", channels, image_size, None, cache_dir)
+    parts = [extract(batch, features) for batch in images.split(_BATCH)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _sample_features(model, num_samples: int, seed: int, features: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    feats, logits = [], []
+    with tqdm(total=num_samples, desc="sampling", unit="img", disable=not progress or None, leave=False) as bar:
+        for start in range(0, num_samples, _BATCH):
+            n = min(_BATCH, num_samples - start)
+            f, lg = extract(model.sample(n, generator=generator).float().cpu(), features)
+            feats.append(f)
+            logits.append(lg)
+            bar.update(n)
+    return torch.cat(feats), torch.cat(logits)
+
+
+def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0,
+             metrics: list[str] | None = None, features: str | None = None, *,
+             iwae_samples: int = DEFAULT_IWAE_SAMPLES, num_heldout: int | None = DEFAULT_NUM_HELDOUT,
+             progress: bool = False, cache_dir: str | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` (a vaegan model, Hub id or folder) against the real images of ``data``.
+
+    ``metrics``: names from :data:`~vaegan.metrics.METRICS` (None: every one that applies to the model's family
+    and the feature extractor). ``features``: ``"mnist"`` or ``"inception"`` (None: ``mnist`` for MNIST data,
+    else ``inception``). Generation metrics compare ``num_samples`` samples drawn with
+    ``torch.Generator().manual_seed(seed)`` with the source's training split; likelihood and reconstruction
+    metrics use the first ``num_heldout`` images of its held-out split (``iwae_samples`` posterior samples per
+    image for ``iwae_nll``). The same arguments give the same numbers.
+
+    Returns ``{"model", "data", "features", "num_samples", "seed", "real_images", "heldout_images",
+    "iwae_samples", "metrics": {name: value}, "class_histogram"}`` (only the keys that apply).
+    """
+    model, name = _load_model(model)
+    if features is not None:
+        check_features(features)
+    chosen = features or default_features(data)
+    family = getattr(model, "family", "model")
+    names = resolve_metrics(list(metrics) if metrics is not None else None, family, model.can_sample, chosen,
+                            f"{type(model).__name__} {name!r}")
+    if not names:
+        raise ConfigError(f"no metric applies to {type(model).__name__} {name!r}.")
+    if num_samples < 2:
+        raise ValueError(f"num_samples must be at least 2, got {num_samples}.")
+    kinds = {METRICS[n].kind for n in names}
+    result: dict[str, Any] = {"model": name, "data": data}
+    was_training = model.training
+    try:
+        model.eval()
+        _compute(model, names, kinds, chosen, data, num_samples, seed, iwae_samples, num_heldout, progress,
+                 cache_dir, result)
+    finally:
+        model.train(was_training)
+    return result
+
+
+def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, num_samples: int, seed: int,
+             iwae_samples: int, num_heldout: int | None, progress: bool, cache_dir: str | None,
+             result: dict[str, Any]) -> None:
+    channels, size = model.image_shape[0], model.image_shape[1]
+    values: dict[str, float] = {}
+    if kinds & {"generation", "classifier"}:
+        result.update(features=chosen, num_samples=num_samples, seed=seed)
+        real_feats, _ = _real_features(data, chosen, channels, size, cache_dir)
+        result["real_images"] = len(real_feats)
+        fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress)
+        wanted = set(names)
+        if wanted & {"fd_mnist", "fid"}:
+            values["fd_mnist" if chosen == "mnist" else "fid"] = frechet_distance(real_feats, fake_feats)
+        if wanted & {"kid", "kid_std"}:
+            values["kid"], values["kid_std"] = kernel_distance(real_feats, fake_feats, seed=seed)
+        if wanted & {"is_mnist", "inception_score"}:
+            score, _ = inception_score(fake_logits, splits=min(10, num_samples), seed=seed)
+            values["is_mnist" if chosen == "mnist" else "inception_score"] = score
+        if wanted & {"precision", "recall", "density", "coverage"}:
+            values.update(precision_recall_density_coverage(real_feats, fake_feats, k=3))
+        if "classifier" in kinds:
+            probabilities = fake_logits.softmax(1)
+            values["confident"] = confident(probabilities)
+            values["class_coverage"] = class_coverage(probabilities)
+            result["class_histogram"] = class_histogram(probabilities)
+    if kinds & {"likelihood", "recon"}:
+        heldout = _real_images(data, "test", channels, size, num_heldout, cache_dir)
+        result["heldout_images"] = len(heldout)
+        if "likelihood" in kinds:
+            result["iwae_samples"] = iwae_samples
+            generator = torch.Generator().manual_seed(seed)
+            values.update(likelihood_bounds(model, heldout, k=iwae_samples, generator=generator))
+        if "recon" in kinds:
+            values["recon_mse"] = reconstruction_mse(model, heldout)
+    result["metrics"] = {n: values[n] for n in names if n in values}
