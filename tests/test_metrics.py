@@ -2,6 +2,7 @@
 likelihood bounds, metric selection and its errors, and the inception code path with a stand-in network."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -81,3 +82,157 @@ def test_inception_score_and_classifier_metrics_limits():
     one_class[:, 3] = 1.0
     assert class_coverage(one_class) == 0.0
     assert confident(torch.full((5, 10), 0.1)) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- likelihood
+def mnist_images(split: str, n: int) -> torch.Tensor:
+    return _real_images("mnist-5k", split, 1, 28, n, None)
+
+
+def train_steps(model: VAE, images: torch.Tensor, steps: int, seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for step in range(steps):
+        batch = images[torch.randint(len(images), (64,))]
+        loss = model.compute_loss("model", batch, step)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def tiny_vae(**kwargs) -> VAE:
+    torch.manual_seed(0)
+    return VAE(architecture="mlp", hidden_dims=(64,), latent_dim=4, **kwargs)
+
+
+def test_iwae_with_one_posterior_sample_estimates_the_elbo():
+    images = mnist_images("test", 200)
+    bounds = likelihood_bounds(tiny_vae(), images, k=1, generator=torch.Generator().manual_seed(0))
+    assert bounds["iwae_nll"] == pytest.approx(bounds["elbo_nll"], rel=0.01)  # same expectation; MC noise only
+    assert bounds["elbo_bpd"] == pytest.approx(bounds["elbo_nll"] / (784 * math.log(2)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_iwae_below_elbo_and_both_fall_as_the_vae_trains(loss):
+    train, heldout = mnist_images("train", 2000), mnist_images("test", 100)
+    model = tiny_vae(reconstruction_loss=loss)
+    bounds = []
+    for steps in (30, 600):
+        train_steps(model, train, steps)
+        bounds.append(likelihood_bounds(model, heldout, k=200, generator=torch.Generator().manual_seed(0)))
+    for b in bounds:
+        assert b["iwae_nll"] < b["elbo_nll"]
+    assert bounds[1]["elbo_nll"] < bounds[0]["elbo_nll"] and bounds[1]["iwae_nll"] < bounds[0]["iwae_nll"]
+
+
+# ---------------------------------------------------------------------------------------------------- mnist extractor
+def test_shipped_classifier_reaches_its_stated_heldout_accuracy():
+    """The weights' metadata states the accuracy on the 500 digits the training script held out; check it."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "train_mnist_classifier.py"
+    spec = importlib.util.spec_from_file_location("train_mnist_classifier", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _, _, x_test, y_test = module.load_mnist_split()
+    accuracy = float((mnist_probabilities(x_test).argmax(1) == y_test).double().mean())
+    assert CLASSIFIER_INFO["n_holdout"] == len(x_test) == 500
+    assert accuracy == pytest.approx(CLASSIFIER_INFO["holdout_accuracy"], abs=1e-9) and accuracy >= 0.99
+    assert module.WEIGHTS_PATH.stat().st_size < 2_000_000
+
+
+def test_mnist_features_separate_real_digits_from_noise():
+    real = mnist_images("train", None)
+    first, second = real[:2000], real[2000:4000]
+    f_first, f_second = mnist_logits_and_features(first)[1], mnist_logits_and_features(second)[1]
+    noise = torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    f_noise = mnist_logits_and_features(noise)[1]
+    same, different = frechet_distance(f_first, f_second), frechet_distance(f_first, f_noise)
+    assert same < 0.02 * different
+    probabilities = mnist_probabilities(real[:2000])
+    assert confident(probabilities) > 0.95 and class_coverage(probabilities) > 0.99
+    assert confident(mnist_probabilities(noise)) < 0.2  # outlier exposure: noise is not a confident digit
+    # Any image size / channel count is converted to 28 x 28 grey first.
+    rgb = first[:50].repeat(1, 3, 1, 1)
+    big = torch.nn.functional.interpolate(first[:50], size=(56, 56), mode="bilinear")
+    assert (mnist_probabilities(rgb).argmax(1) == probabilities[:50].argmax(1)).all()
+    assert (mnist_probabilities(big).argmax(1) == probabilities[:50].argmax(1)).float().mean() > 0.9
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate()
+def tiny_gan() -> GAN:
+    torch.manual_seed(0)
+    return GAN(architecture="mlp", latent_dim=8, generator_hidden_dims=(32,), discriminator_hidden_dims=(16,))
+
+
+def test_evaluate_a_gan_gets_generation_metrics_only_and_is_reproducible():
+    gan = tiny_gan()
+    result = evaluate(gan, num_samples=300, seed=1)
+    assert set(result["metrics"]) == {"fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density",
+                                      "coverage", "confident", "class_coverage"}
+    assert not {"elbo_nll", "iwae_nll", "recon_mse"} & set(result["metrics"])
+    assert result["features"] == "mnist" and result["num_samples"] == 300 and result["real_images"] == 4500
+    assert sum(result["class_histogram"]) == 300
+    assert evaluate(gan, num_samples=300, seed=1) == result
+    assert evaluate(gan, num_samples=300, seed=2)["metrics"] != result["metrics"]
+    assert gan.training  # the caller's mode is restored
+
+
+def test_evaluate_a_vae_gets_likelihood_and_reconstruction_metrics():
+    result = evaluate(tiny_vae(), num_samples=200, iwae_samples=20, num_heldout=50)
+    assert {"fd_mnist", "confident", "elbo_nll", "iwae_nll", "elbo_bpd", "iwae_bpd", "recon_mse"} <= set(
+        result["metrics"])
+    assert result["heldout_images"] == 50 and result["iwae_samples"] == 20
+    only = evaluate(tiny_vae(), metrics=["recon_mse", "iwae_nll"], num_heldout=20, iwae_samples=5)
+    assert list(only["metrics"]) == ["recon_mse", "iwae_nll"] and "num_samples" not in only
+
+
+def test_inapplicable_or_unknown_metrics_and_features_are_clear_errors():
+    gan = tiny_gan()
+    with pytest.raises(ConfigError, match=r"'iwae_nll' does not apply to GAN.*needs a VAE.*Valid metrics.*fd_mnist"):
+        evaluate(gan, metrics=["iwae_nll"])
+    with pytest.raises(ConfigError, match=r"unknown metric 'fid_mnist'.*Did you mean 'fd_mnist'"):
+        evaluate(gan, metrics=["fid_mnist"])
+    with pytest.raises(ConfigError, match=r"'fid' does not apply.*needs --features inception"):
+        evaluate(gan, metrics=["fid"])
+    with pytest.raises(ConfigError, match=r"unknown feature extractor 'incepton'.*Valid choices: mnist, inception"):
+        evaluate(gan, features="incepton")
+
+
+# ---------------------------------------------------------------------------------------------------- inception
+class StandInInception(nn.Module):
+    """Takes what torch-fidelity's network takes (uint8 RGB, any size); returns (2048-d features, 1008 logits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple] = []
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.AdaptiveAvgPool2d(8), nn.Flatten(), nn.Linear(192, 2048))
+        self.logits = nn.Linear(2048, 1008)
+
+    def forward(self, x):
+        self.seen.append((x.dtype, tuple(x.shape[1:])))
+        f = self.features(x.float() / 255)
+        return f, self.logits(f)
+
+
+def test_inception_features_code_path_with_a_stand_in_network(monkeypatch):
+    stand_in = StandInInception()
+    monkeypatch.setattr(features_module, "build_inception", lambda: stand_in)
+    result = evaluate(tiny_gan(), num_samples=120, features="inception")
+    assert set(result["metrics"]) == {"fid", "kid", "kid_std", "inception_score", "precision", "recall", "density",
+                                      "coverage"}
+    assert result["features"] == "inception"
+    assert set(stand_in.seen) == {(torch.uint8, (3, 28, 28))}  # grey samples and real digits, as uint8 RGB
+
+
+def test_inception_without_torch_fidelity_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
+    features_module.build_inception.cache_clear()
+    with pytest.raises(ImportError, match=r"vaegan\[inception\]"):
+        evaluate(tiny_gan(), num_samples=20, features="inception")

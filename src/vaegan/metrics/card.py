@@ -19,7 +19,6 @@ from .registry import METRICS
 EVAL_RESULTS_FILENAME = "eval_results.json"
 TASK_TYPE = "unconditional-image-generation"
 SECTION_START, SECTION_END = "<!-- vaegan-evaluation -->", "<!-- /vaegan-evaluation -->"
-_SOURCE = "vaegan evaluate"
 
 
 def _dataset(result: Mapping[str, Any]) -> tuple[str, str]:
@@ -38,7 +37,8 @@ def _config(result: Mapping[str, Any], metric: str) -> str:
     if kind in ("generation", "classifier"):
         return (f"features={result.get('features')}, samples={result.get('num_samples')}, "
                 f"seed={result.get('seed')}, real_images={result.get('real_images')}")
-    extra = f", iwae_samples={result.get('iwae_samples')}" if kind == "likelihood" else ""
+    draws = "iwae_samples" if "iwae_samples" in result else "elbo_samples"
+    extra = f", {draws}={result.get(draws)}" if kind == "likelihood" else ""
     return f"heldout_images={result.get('heldout_images')}, seed={result.get('seed')}{extra}"
 
 
@@ -55,7 +55,7 @@ def eval_results(result: Mapping[str, Any]) -> list:
             dataset_config=str(result.get("data")),
             dataset_split="test" if kind in ("likelihood", "recon") else "train",
             metric_type=metric, metric_name=metric, metric_value=float(value),
-            metric_config=_config(result, metric), source_name=_SOURCE,
+            metric_config=_config(result, metric),
         ))
     return out
 
@@ -81,7 +81,8 @@ def evaluation_section(result: Mapping[str, Any]) -> str:
                      f"features from the `{result.get('features')}` extractor.")
     if "heldout_images" in result:
         iwae = f", {result['iwae_samples']:,} posterior samples per image for the IWAE bound" \
-            if "iwae_samples" in result else ""
+            if "iwae_samples" in result else (f", {result['elbo_samples']} posterior samples per image for the "
+                                              "ELBO" if "elbo_samples" in result else "")
         notes.append(f"Likelihood / reconstruction metrics: {result['heldout_images']:,} held-out images of "
                      f"{dataset_name}{iwae}.")
     if result.get("class_histogram"):
@@ -159,7 +160,7 @@ def read_eval_results(model: str | Path, **hub_kwargs: Any) -> dict[str, Any] | 
             return json.loads(Path(path).read_text())
         except EntryNotFoundError:
             card = ModelCard.load(str(model), **hub_kwargs)
-    results = [r for r in (card.data.eval_results or []) if r.source_name in (None, _SOURCE)]
+    results = [r for r in (card.data.eval_results or []) if r.task_type == TASK_TYPE]
     if not results:
         return None
     return {"data": results[0].dataset_config or results[0].dataset_type,

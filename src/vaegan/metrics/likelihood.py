@@ -37,7 +37,7 @@ def _log_likelihood(model, logits: torch.Tensor, images: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: torch.Generator | None = None,
-                      batch_size: int = 50) -> dict[str, float]:
+                      batch_size: int = 50, progress: bool = False) -> dict[str, float]:
     """``elbo_nll`` / ``iwae_nll`` (nats per image) and ``elbo_bpd`` / ``iwae_bpd`` of a VAE on ``images`` in [0, 1].
 
     Memory stays bounded: images go ``batch_size`` at a time and their ``k`` posterior draws in chunks.
@@ -48,7 +48,10 @@ def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: 
     images = images.to(model.device, torch.float64 if model.dtype == torch.float64 else torch.float32)
     elbo_total, iwae_total = 0.0, 0.0
     chunk = max(1, _MAX_PASSES // batch_size)
-    for x in images.split(batch_size):
+    from tqdm.auto import tqdm
+
+    for x in tqdm(images.split(batch_size), desc=f"likelihood (k={k})", unit="batch", leave=False,
+                  disable=not progress or None):
         dist = model.encode(x).latent_dist
         mean, std, logvar = dist.mean, dist.std, dist.logvar
         kl = dist.kl()

@@ -63,6 +63,15 @@ class TrainConfig:
     sample_every_epochs: int = 1
     num_preview_images: int = 64
     trackers: list[str] = field(default_factory=list)
+    #: Evaluation (vaegan.metrics): every ``eval_every`` steps on ``eval_num_samples`` samples (0: never), and a
+    #: full one for the model card at the end when either ``eval_every`` or ``eval_metrics`` is set.
+    eval_every: int = 0
+    #: Metric names (null: every one that applies to the model and the data).
+    eval_metrics: list[str] | None = None
+    eval_num_samples: int = 2000
+    #: A metric of the periodic evaluations; the saved model is the one where it was best (lower or higher,
+    #: as the metric defines), kept in ``OUTPUT/best_model``.
+    select_best_by: str | None = None
 
 
 @dataclass
@@ -169,6 +178,9 @@ def _validate(config: TrainingConfig) -> None:
             section, name = key.split(".")
             value = getattr(getattr(config, section), name)
             raise ConfigError(f"'{key}' must be {allowed}, got {value!r}.")
+    from .evaluation import validate_eval_config
+
+    validate_eval_config(config)
     phases = config.model_class.training_phases
     for phase in t.phase_learning_rates:
         if phase not in phases:

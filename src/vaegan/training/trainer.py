@@ -27,6 +27,7 @@ from ..data import dataset_id, describe_source, load_image_dataset
 from ..errors import ConfigError, VaeganError
 from ..models import AutoModel, GenerativeModel
 from .config import TrainingConfig
+from .evaluation import EvalHook
 from .tracking import JSONLinesTracker
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class Trainer:
                               "--resume latest, or choose another train.output_dir.")
         self.fixed_latents: torch.Tensor | None = None
         self.last_metrics: dict[str, float] = {}
+        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator)
 
     # ------------------------------------------------------------------ set-up helpers
     def _available_trackers(self) -> list[str]:
@@ -243,6 +245,7 @@ class Trainer:
                     self._log(running, progress)
                 if self.state.step % t.checkpoint_every == 0:
                     self.save_checkpoint()
+                self.eval_hook.step(self.model, self.state.step)
                 if self.state.step >= total:
                     done = True
                     break
@@ -376,10 +379,16 @@ class Trainer:
 
             for buffer in model.buffers():
                 buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
+        best = self.eval_hook.restore_best(model)
         model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
+            if best:
+                summary["selected_by"] = f"{best['metric']} = {best['value']:.6g} at step {best['step']}"
+            evaluation = self.eval_hook.final(model)
+            if evaluation:
+                summary["evaluation"] = evaluation
             model.save_pretrained(model_dir, training_summary=summary)
             save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
             start = end = None

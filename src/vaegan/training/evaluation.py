@@ -1,0 +1,126 @@
+"""The trainer's evaluation hook: periodic cheap evaluations, the best model by a metric, the final evaluation.
+
+Configured by ``train.eval_every``, ``train.eval_metrics``, ``train.eval_num_samples`` and ``train.select_best_by``
+(see :class:`~vaegan.training.config.TrainConfig`). Evaluations run on the main process; the numbers go to the
+trackers as ``eval/<metric>``; the final one (``vaegan.metrics.DEFAULT_NUM_SAMPLES`` samples) goes into the model
+card and ``eval_results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+BEST_DIR = "best_model"
+BEST_STATE = "best.json"
+#: Posterior samples of the IWAE bound in the periodic evaluations (the final one uses the default, 1000).
+PERIODIC_IWAE_SAMPLES = 100
+
+
+def validate_eval_config(config) -> None:
+    """Clear errors for evaluation settings that cannot work (raised when the config is loaded)."""
+    from ..metrics.evaluate import default_features
+    from ..metrics.registry import METRICS, resolve_metrics
+
+    t = config.train
+    if t.eval_every < 0:
+        raise ConfigError(f"'train.eval_every' must be >= 0 (0: no evaluation during training), got {t.eval_every}.")
+    if t.eval_num_samples < 2:
+        raise ConfigError(f"'train.eval_num_samples' must be >= 2, got {t.eval_num_samples}.")
+    cls = config.model_class
+    family = getattr(cls, "family", "model")
+    features = default_features(config.data.source)
+    label = f"a {cls.__name__} trained on {config.data.source}"
+    resolve_metrics(t.eval_metrics, family, True, features, label)
+    if t.select_best_by is not None:
+        valid = resolve_metrics(t.eval_metrics, family, family != "ae", features, label)
+        if t.select_best_by not in METRICS or t.select_best_by not in valid:
+            note = " (an AE samples only after training, once its latent prior is fitted)" if family == "ae" else ""
+            raise ConfigError(f"'train.select_best_by' must be one of the evaluated metrics{note}: "
+                              f"{', '.join(valid)}; got {t.select_best_by!r}.")
+        if t.eval_every < 1:
+            raise ConfigError("'train.select_best_by' needs evaluations during training: set train.eval_every "
+                              "(e.g. 500 steps).")
+
+
+class EvalHook:
+    """Runs the evaluations of one training run (call :meth:`step` after each optimisation step)."""
+
+    def __init__(self, config, output_dir: Path, accelerator):
+        self.config, self.output_dir, self.accelerator = config, Path(output_dir), accelerator
+        t = config.train
+        self.enabled = t.eval_every > 0 or t.eval_metrics is not None
+        self.best: dict[str, Any] | None = None
+        best_file = self.output_dir / BEST_STATE
+        if t.select_best_by and best_file.is_file():  # a resumed run remembers its best so far
+            self.best = json.loads(best_file.read_text())
+
+    def _evaluate(self, model, num_samples: int, iwae_samples: int) -> dict[str, Any]:
+        from ..metrics import evaluate
+        from ..metrics.registry import resolve_metrics
+
+        t = self.config.train
+        names = t.eval_metrics
+        if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
+            from ..metrics.evaluate import default_features
+
+            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source))
+            names = [n for n in names if n in usable]
+        return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
+                        cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)
+
+    def step(self, model, step: int) -> None:
+        """A cheap evaluation every ``train.eval_every`` steps: log it, keep the best model."""
+        t, acc = self.config.train, self.accelerator
+        if not t.eval_every or step % t.eval_every:
+            return
+        if acc.is_main_process:
+            result = self._evaluate(model, t.eval_num_samples, PERIODIC_IWAE_SAMPLES)
+            acc.log({f"eval/{k}": v for k, v in result["metrics"].items()}, step=step)
+            self._keep_if_best(model, step, result["metrics"])
+        acc.wait_for_everyone()
+
+    def _keep_if_best(self, model, step: int, metrics: dict[str, float]) -> None:
+        from ..metrics.registry import METRICS
+
+        name = self.config.train.select_best_by
+        if not name or name not in metrics:
+            return
+        value, higher = metrics[name], METRICS[name].higher_is_better
+        if self.best is not None and not (value > self.best["value"] if higher else value < self.best["value"]):
+            return
+        model.save_pretrained(self.output_dir / BEST_DIR, model_card=False)
+        self.best = {"metric": name, "value": value, "step": step}
+        (self.output_dir / BEST_STATE).write_text(json.dumps(self.best))
+        logger.info("new best %s = %.6g at step %d", name, value, step)
+
+    def restore_best(self, model) -> dict[str, Any] | None:
+        """Load the best weights into ``model`` (every process) when ``select_best_by`` picked some."""
+        self.accelerator.wait_for_everyone()
+        best_file = self.output_dir / BEST_STATE
+        if not self.config.train.select_best_by or not best_file.is_file():
+            return None
+        from safetensors.torch import load_file
+
+        best = json.loads(best_file.read_text())
+        state = load_file(self.output_dir / BEST_DIR / "diffusion_pytorch_model.safetensors")
+        model.load_state_dict(state, strict=True)
+        return best
+
+    def final(self, model) -> dict[str, Any] | None:
+        """The full evaluation for the model card (main process), or None when evaluation is not configured."""
+        if not self.enabled or not self.accelerator.is_main_process:
+            return None
+        from ..metrics import DEFAULT_NUM_SAMPLES
+        from ..metrics.evaluate import DEFAULT_IWAE_SAMPLES
+
+        result = self._evaluate(model, DEFAULT_NUM_SAMPLES, DEFAULT_IWAE_SAMPLES)
+        result.pop("model", None)
+        self.accelerator.log({f"final/{k}": v for k, v in result["metrics"].items()})
+        return result

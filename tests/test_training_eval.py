@@ -1,0 +1,70 @@
+"""The trainer's evaluation hook: train.eval_every / eval_metrics / select_best_by, and the evaluated card."""
+
+import json
+
+import pytest
+from huggingface_hub import ModelCard
+from training_utils import read_metrics, reset_accelerate_state, tiny_config
+
+from vaegan import ConfigError
+from vaegan.metrics import read_eval_results
+from vaegan.training import train
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate():
+    reset_accelerate_state()
+    yield
+    reset_accelerate_state()
+
+
+@pytest.mark.parametrize("family,train_keys,match", [
+    ("gan", {"eval_metrics": ["iwae_nll"]}, r"'iwae_nll' does not apply to .*GAN.*needs a VAE.*Valid metrics"),
+    ("vae", {"eval_metrics": ["fid_mnist"]}, r"unknown metric 'fid_mnist'.*Did you mean 'fd_mnist'"),
+    ("vae", {"select_best_by": "fd_mnist"}, r"select_best_by' needs evaluations during training.*eval_every"),
+    ("vae", {"eval_every": 10, "eval_metrics": ["recon_mse"], "select_best_by": "fd_mnist"},
+     r"select_best_by' must be one of the evaluated metrics: recon_mse; got 'fd_mnist'"),
+    ("ae", {"eval_every": 10, "select_best_by": "fd_mnist"}, r"an AE samples only after training.*recon_mse"),
+    ("vae", {"eval_every": -1}, r"eval_every' must be >= 0"),
+])
+def test_bad_evaluation_settings_are_refused_when_the_config_loads(tmp_path, family, train_keys, match):
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(family, tmp_path, **train_keys)
+
+
+def test_periodic_evaluation_keeps_the_best_model_and_the_card_carries_the_final_one(tmp_path):
+    config = tiny_config("vae", tmp_path / "run", epochs=3, eval_every=8, eval_metrics=["recon_mse", "elbo_nll"],
+                         select_best_by="recon_mse")
+    model_dir = train(config)
+    logged = [m for m in read_metrics(tmp_path / "run") if "eval/recon_mse" in m]
+    assert [m["step"] for m in logged] == [8, 16, 24] and all("eval/elbo_nll" in m for m in logged)
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    values = {m["step"]: m["eval/recon_mse"] for m in logged}
+    assert best["metric"] == "recon_mse" and best["value"] == min(values.values())
+    assert values[best["step"]] == best["value"]
+    # The saved model is the best one: its held-out reconstruction error is the best periodic value.
+    final = read_eval_results(model_dir)
+    assert final["metrics"]["recon_mse"] == pytest.approx(best["value"], rel=1e-6)
+    assert list(final["metrics"]) == ["recon_mse", "elbo_nll"]
+    card = ModelCard.load(model_dir / "README.md")
+    assert {r.metric_type for r in card.data.eval_results} == {"recon_mse", "elbo_nll"}
+    assert f"recon_mse = {best['value']:.6g} at step {best['step']}" in card.text
+    summary = json.loads((model_dir / "training_summary.json").read_text())
+    assert summary["evaluation"]["metrics"] == final["metrics"]
+
+
+def test_no_evaluation_unless_configured(tmp_path):
+    model_dir = train(tiny_config("vae", tmp_path / "run", epochs=1))
+    assert read_eval_results(model_dir) is None and not (tmp_path / "run" / "best.json").exists()
+    assert not any(k.startswith("eval/") for m in read_metrics(tmp_path / "run") for k in m)
+
+
+@pytest.mark.slow
+def test_gan_training_with_sample_metrics(tmp_path):
+    config = tiny_config("gan", tmp_path / "run", epochs=2, eval_every=8, eval_num_samples=500,
+                         eval_metrics=["fd_mnist", "confident"], select_best_by="fd_mnist")
+    model_dir = train(config)
+    final = read_eval_results(model_dir)
+    assert final["num_samples"] == 10_000 and list(final["metrics"]) == ["fd_mnist", "confident"]
+    logged = [m for m in read_metrics(tmp_path / "run") if "eval/fd_mnist" in m]
+    assert len(logged) == 2 and json.loads((tmp_path / "run" / "best.json").read_text())["metric"] == "fd_mnist"
