@@ -38,7 +38,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests spaces benchmarks
+	$(VENV)/bin/ruff check src tests spaces benchmarks scripts
 
 clean:
 	rm -rf $(VENV) outputs test-artifacts .pytest_cache

@@ -37,7 +37,17 @@ def validate_eval_config(config) -> None:
     family = getattr(cls, "family", "model")
     features = default_features(config.data.source)
     label = f"a {cls.__name__} trained on {config.data.source}"
-    resolve_metrics(t.eval_metrics, family, True, features, label)
+    names = resolve_metrics(t.eval_metrics, family, True, features, label)
+    enabled = t.eval_every > 0 or t.eval_metrics is not None
+    if enabled and features == "inception" and any(METRICS[n].kind == "generation" for n in names):
+        import importlib.util
+
+        from ..metrics.features import INCEPTION_INSTALL
+
+        if importlib.util.find_spec("torch_fidelity") is None:
+            raise ConfigError(f"{config.data.source} is not MNIST, so the evaluation uses Inception features, and "
+                              f"{INCEPTION_INSTALL}; or set train.eval_metrics to metrics without features, e.g. "
+                              "[recon_mse].")
     if t.select_best_by is not None:
         valid = resolve_metrics(t.eval_metrics, family, family != "ae", features, label)
         if t.select_best_by not in METRICS or t.select_best_by not in valid:
