@@ -52,10 +52,10 @@ def test_frechet_distance_matches_a_scipy_reference(shift, scale):
 
 def test_kid_is_about_zero_for_identical_sets_and_positive_for_different_ones():
     a = gaussians(2000, 16, 0)
-    same, same_std = kernel_distance(a, a.clone(), subset_size=500, seed=0)
-    different, _ = kernel_distance(a, gaussians(2000, 16, 1, shift=0.5), subset_size=500, seed=0)
+    same, same_std = kernel_distance(a, a.clone(), subsets=20, subset_size=500, seed=0)
+    different, _ = kernel_distance(a, gaussians(2000, 16, 1, shift=0.5), subsets=20, subset_size=500, seed=0)
     assert abs(same) < 0.02 * different and same_std < 0.05 * different
-    assert kernel_distance(a, a.clone(), subset_size=500, seed=3) == kernel_distance(a, a, subset_size=500, seed=3)
+    assert kernel_distance(a, a, subsets=5, seed=3) == kernel_distance(a, a, subsets=5, seed=3)  # seeded subsets
 
 
 def test_precision_recall_density_coverage_limits():
@@ -141,19 +141,19 @@ def test_shipped_classifier_reaches_its_stated_heldout_accuracy():
     _, _, x_test, y_test = module.load_mnist_split()
     accuracy = float((mnist_probabilities(x_test).argmax(1) == y_test).double().mean())
     assert CLASSIFIER_INFO["n_holdout"] == len(x_test) == 500
-    assert accuracy == pytest.approx(CLASSIFIER_INFO["holdout_accuracy"], abs=1e-9) and accuracy >= 0.99
+    assert accuracy == pytest.approx(CLASSIFIER_INFO["holdout_accuracy"], abs=1e-6) and accuracy >= 0.99
     assert module.WEIGHTS_PATH.stat().st_size < 2_000_000
 
 
 def test_mnist_features_separate_real_digits_from_noise():
-    real = mnist_images("train", None)
-    first, second = real[:2000], real[2000:4000]
-    f_first, f_second = mnist_logits_and_features(first)[1], mnist_logits_and_features(second)[1]
-    noise = torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    real = mnist_images("train", 2000)
+    first, second = real[:1000], real[1000:]
+    (logits, f_first), f_second = mnist_logits_and_features(first), mnist_logits_and_features(second)[1]
+    noise = torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     f_noise = mnist_logits_and_features(noise)[1]
     same, different = frechet_distance(f_first, f_second), frechet_distance(f_first, f_noise)
     assert same < 0.02 * different
-    probabilities = mnist_probabilities(real[:2000])
+    probabilities = logits.softmax(1)
     assert confident(probabilities) > 0.95 and class_coverage(probabilities) > 0.99
     assert confident(mnist_probabilities(noise)) < 0.2  # outlier exposure: noise is not a confident digit
     # Any image size / channel count is converted to 28 x 28 grey first.
@@ -205,14 +205,14 @@ def test_inapplicable_or_unknown_metrics_and_features_are_clear_errors():
 
 # ---------------------------------------------------------------------------------------------------- inception
 class StandInInception(nn.Module):
-    """Takes what torch-fidelity's network takes (uint8 RGB, any size); returns (2048-d features, 1008 logits)."""
+    """Takes what torch-fidelity's network takes (uint8 RGB, any size); returns (features, 1008 logits)."""
 
     def __init__(self):
         super().__init__()
         self.seen: list[tuple] = []
         torch.manual_seed(0)
-        self.features = nn.Sequential(nn.AdaptiveAvgPool2d(8), nn.Flatten(), nn.Linear(192, 2048))
-        self.logits = nn.Linear(2048, 1008)
+        self.features = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 32))  # 2048-d really
+        self.logits = nn.Linear(32, 1008)
 
     def forward(self, x):
         self.seen.append((x.dtype, tuple(x.shape[1:])))
