@@ -87,8 +87,10 @@ def evaluation_section(result: Mapping[str, Any]) -> str:
                      f"{dataset_name}{iwae}.")
     if result.get("class_histogram"):
         notes.append(f"Predicted digits of the samples (0-9): {result['class_histogram']}.")
-    command = (f"vaegan evaluate MODEL --data {result.get('data')} --num-samples {result.get('num_samples', 0)} "
-               f"--seed {result.get('seed', 0)}")
+    options = {"--data": result.get("data"), "--metrics": ",".join(metrics), "--seed": result.get("seed", 0),
+               "--num-samples": result.get("num_samples"), "--features": result.get("features"),
+               "--num-heldout": result.get("heldout_images"), "--iwae-samples": result.get("iwae_samples")}
+    command = "vaegan evaluate MODEL " + " ".join(f"{k} {v}" for k, v in options.items() if v is not None)
     return "\n".join([
         SECTION_START, "## Evaluation", "", *rows, "", *(f"{n}\n" for n in notes),
         f"Reproduce with `{command}` (vaegan's `metrics` package).", SECTION_END,

@@ -20,8 +20,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"generated samples (default {DEFAULT_NUM_SAMPLES:,})")
     parser.add_argument("--metrics", help="comma-separated metric names (default: all that apply); known: "
                         + ", ".join(METRICS))
-    parser.add_argument("--features", help=f"feature extractor: {' or '.join(FEATURE_EXTRACTORS)} (default: mnist "
-                        "for MNIST data, else inception)")
+    parser.add_argument("--features", help=f"feature extractor: {' or '.join(FEATURE_EXTRACTORS)} (default: the one "
+                        "--metrics names, else mnist for MNIST data and inception for other data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iwae-samples", type=int, default=DEFAULT_IWAE_SAMPLES,
                         help=f"posterior samples per image for iwae_nll (default {DEFAULT_IWAE_SAMPLES})")

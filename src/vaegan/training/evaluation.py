@@ -35,7 +35,7 @@ def validate_eval_config(config) -> None:
         raise ConfigError(f"'train.eval_num_samples' must be >= 2, got {t.eval_num_samples}.")
     cls = config.model_class
     family = getattr(cls, "family", "model")
-    features = default_features(config.data.source)
+    features = default_features(config.data.source, t.eval_metrics)
     label = f"a {cls.__name__} trained on {config.data.source}"
     names = resolve_metrics(t.eval_metrics, family, True, features, label)
     enabled = t.eval_every > 0 or t.eval_metrics is not None
@@ -80,7 +80,7 @@ class EvalHook:
         if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
             from ..metrics.evaluate import default_features
 
-            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source))
+            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source, names))
             names = [n for n in names if n in usable]
         return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
                         cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)
