@@ -254,6 +254,9 @@ def test_fresh_process_import_is_lazy_and_diffusion_pipeline_loads_after_import_
     _, pipe = make("vae")
     pipe.save_pretrained(tmp_path / "pipe")
     [snippet] = re.findall(r"```python\n(.*?)```", (tmp_path / "pipe" / "README.md").read_text(), flags=re.S)
+    # A local card shows a placeholder id with a note; doing what the note says: the folder's path instead.
+    assert '"your-username/pipe"' in snippet and str(tmp_path) not in snippet
+    snippet = snippet.replace('"your-username/pipe"', repr((tmp_path / "pipe").as_posix()))
     script = "\n".join([
         "import sys",
         "import vaegan",
