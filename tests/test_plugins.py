@@ -172,6 +172,7 @@ def test_fresh_process_discovers_the_installed_plugin(plugin_site, on_path, tmp_
     torch.save(expected, tmp_path / "expected.pt")
     [snippet] = re.findall(r"```python\n(.*?)```", (tmp_path / "tiny" / "README.md").read_text(), flags=re.S)
     assert "from vaegan import AutoModel" in snippet and "a vaegan plugin" in snippet
+    snippet = snippet.replace('"your-username/tiny"', repr((tmp_path / "tiny").as_posix()))  # as the note says
 
     broken = fake_distribution(tmp_path / "broken", "vaegan-broken-plugin", {"BrokenNet": "vaegan_broken_plugin:X"},
                                {"vaegan_broken_plugin": "raise RuntimeError('boom')\n"})
