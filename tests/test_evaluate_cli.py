@@ -83,3 +83,12 @@ def test_read_eval_results_from_a_card_without_the_json(tmp_path):
     metrics = read_eval_results(model)["metrics"]
     (model / "eval_results.json").unlink()
     assert read_eval_results(model) == {"data": "mnist-5k", "metrics": metrics}
+
+
+def test_saving_new_weights_drops_the_old_evaluation(tmp_path):
+    model = saved_vae(tmp_path / "vae")
+    assert main(["evaluate", str(model), *FAST, "--metrics", "recon_mse", "--update-card"]) == 0
+    assert read_eval_results(model) is not None
+    torch.manual_seed(1)
+    VAE(architecture="mlp", hidden_dims=(32,), latent_dim=2).save_pretrained(model)  # other weights, same folder
+    assert read_eval_results(model) is None and "## Evaluation" not in (model / "README.md").read_text()
