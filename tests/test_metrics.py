@@ -236,3 +236,17 @@ def test_inception_without_torch_fidelity_says_what_to_install(monkeypatch):
     features_module.build_inception.cache_clear()
     with pytest.raises(ImportError, match=r"vaegan\[inception\]"):
         evaluate(tiny_gan(), num_samples=20, features="inception")
+
+
+def test_the_classifier_weights_are_package_data():
+    """pyproject's setuptools config puts the weights into the wheel (checked by building one, see the report)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from vaegan.metrics.mnist import WEIGHTS_PATH
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["vaegan.metrics"]
+    relative = WEIGHTS_PATH.relative_to(WEIGHTS_PATH.parents[1]).as_posix()
+    assert any(fnmatch.fnmatch(relative, p) for p in patterns)
