@@ -1,13 +1,14 @@
 """`vaegan evaluate`: the JSON, reproducibility, errors, and results in the model card (folder and Hub)."""
 
 import json
+import sys
 
 import torch
 from huggingface_hub import ModelCard
 
 from vaegan import VAE
 from vaegan.cli import main
-from vaegan.metrics import read_eval_results
+from vaegan.metrics import features, read_eval_results
 
 FAST = ["-n", "200", "--iwae-samples", "10", "--num-heldout", "30"]
 
@@ -33,14 +34,19 @@ def test_same_seed_gives_identical_json(tmp_path, capsys):
     assert "fd_mnist" in out and "iwae_nll" in out  # the printed table
 
 
-def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as when vaegan[inception] is not installed
+    features.build_inception.cache_clear()
     model = saved_vae(tmp_path / "vae")
     assert main(["evaluate", str(model), "--features", "inceptionv3"]) == 2
     err = capsys.readouterr().err
     assert "unknown feature extractor 'inceptionv3'" in err and "Valid choices: mnist, inception" in err
     assert "Traceback" not in err
+    assert main(["evaluate", str(model), "--metrics", "fid", "--features", "mnist", *FAST]) == 2
+    assert "'fid' does not apply" in (err := capsys.readouterr().err) and "needs --features inception" in err
+    # `fid` picks the inception extractor, which needs torch-fidelity (not installed here): what to install.
     assert main(["evaluate", str(model), "--metrics", "fid", *FAST]) == 2
-    assert "needs --features inception" in capsys.readouterr().err
+    assert "pip install 'vaegan[inception]'" in capsys.readouterr().err
 
 
 def test_update_card_round_trip_and_push(tmp_path, hub, capsys):
