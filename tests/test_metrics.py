@@ -198,7 +198,7 @@ def test_inapplicable_or_unknown_metrics_and_features_are_clear_errors():
     with pytest.raises(ConfigError, match=r"unknown metric 'fid_mnist'.*Did you mean 'fd_mnist'"):
         evaluate(gan, metrics=["fid_mnist"])
     with pytest.raises(ConfigError, match=r"'fid' does not apply.*needs --features inception"):
-        evaluate(gan, metrics=["fid"])
+        evaluate(gan, metrics=["fid"], features="mnist")
     with pytest.raises(ConfigError, match=r"unknown feature extractor 'incepton'.*Valid choices: mnist, inception"):
         evaluate(gan, features="incepton")
 
@@ -239,7 +239,7 @@ def test_inception_without_torch_fidelity_says_what_to_install(monkeypatch):
 
 
 def test_the_classifier_weights_are_package_data():
-    """pyproject's setuptools config puts the weights into the wheel (checked by building one, see the report)."""
+    """pyproject's setuptools config puts the shipped weights into the wheel."""
     import fnmatch
     import tomllib
     from pathlib import Path
