@@ -45,12 +45,16 @@ class MnistCNN(nn.Module):
         )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features ``(N, 128)`` of images in [0, 1]."""
-        return self.head[:-2](self.features((x - 0.1307) / 0.3081))
+        """Features ``(N, 128)`` of images in [0, 1]: the penultimate layer before its ReLU.
+
+        Before the ReLU because the classifier learnt to switch every unit off for non-digits (outlier exposure):
+        after it, noise, blank and blurred images would all share the feature vector 0.
+        """
+        return self.head[:3](self.features((x - 0.1307) / 0.3081))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, 10)`` of images ``(N, 1, 28, 28)`` in [0, 1]."""
-        return self.head[-2:](self.embed(x))
+        return self.head[3:](self.embed(x))
 
 
 def to_mnist_format(images: torch.Tensor) -> torch.Tensor:
@@ -97,13 +101,13 @@ CLASSIFIER_INFO: dict = _read_info()
 
 @torch.no_grad()
 def mnist_logits_and_features(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(N, 10)`` and penultimate features ``(N, 128)`` of images in [0, 1] (any size / channels)."""
+    """Logits ``(N, 10)`` and features ``(N, 128)`` (:meth:`MnistCNN.embed`) of images in [0, 1], any size."""
     model = load_mnist_classifier()
     logits, feats = [], []
     for batch in to_mnist_format(images).split(_BATCH):
         embedded = model.embed(batch)
         feats.append(embedded)
-        logits.append(model.head[-1](embedded))
+        logits.append(model.head[3:](embedded))
     return torch.cat(logits), torch.cat(feats)
 
 

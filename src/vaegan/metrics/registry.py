@@ -19,9 +19,9 @@ class Metric:
 
 
 _ALL = [
-    Metric("fd_mnist", "generation", "Fréchet distance between Gaussians fitted to the features (128-d, "
-           "penultimate layer) of vaegan's MNIST classifier on generated and real images; not comparable to "
-           "Inception FID", False, "mnist"),
+    Metric("fd_mnist", "generation", "Fréchet distance between Gaussians fitted to the features (128-d "
+           "penultimate layer, before its ReLU) of vaegan's MNIST classifier on generated and real images; not "
+           "comparable to Inception FID", False, "mnist"),
     Metric("fid", "generation", "Fréchet Inception Distance (2048-d pool features of Inception-v3)", False,
            "inception"),
     Metric("kid", "generation", "Kernel distance: unbiased squared MMD with the cubic polynomial kernel between "
