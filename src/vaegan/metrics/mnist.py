@@ -107,7 +107,7 @@ def mnist_logits_and_features(images: torch.Tensor) -> tuple[torch.Tensor, torch
     for batch in to_mnist_format(images).split(_BATCH):
         embedded = model.embed(batch)
         feats.append(embedded)
-        logits.append(model.head[3:](embedded))
+        logits.append(model.head[3:](embedded.clone()))  # its ReLU works in place
     return torch.cat(logits), torch.cat(feats)
 
 
