@@ -18,6 +18,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="shortcut for --set train.output_dir=DIR")
     parser.add_argument("--resume", metavar="latest|PATH", help="continue from the newest checkpoint or a given one")
     parser.add_argument("--init-from", metavar="HUB_ID|DIR", help="fine-tune a pretrained model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds an earlier run, removing only what vaegan "
+                             "wrote there (checkpoints, samples, model, metrics, config)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model at the end")
 
 
@@ -26,7 +29,8 @@ def run_train(args: argparse.Namespace) -> None:
 
     overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
     config = load_config(args.config, overrides)
-    train(config, resume=args.resume, init_from=args.init_from, push_to_hub=args.push_to_hub)
+    train(config, resume=args.resume, init_from=args.init_from, push_to_hub=args.push_to_hub,
+          overwrite=args.overwrite)
 
 
 def _load(model: str, device: str):
@@ -58,6 +62,20 @@ def run_push(args: argparse.Namespace) -> None:
     print(f"Pushed {args.model} to {url}")
 
 
+def run_configs(args: argparse.Namespace) -> None:
+    from .training.bundled import bundled_configs, config_descriptions
+
+    descriptions = config_descriptions()
+    if args.paths:
+        for name, entry in bundled_configs().items():
+            print(f"{name}\t{entry}")
+        return
+    width = max(map(len, descriptions), default=0)
+    for name, description in descriptions.items():
+        print(f"{name:<{width}}  {description}")
+    print("\nTrain one with `vaegan train NAME` (e.g. vaegan train mnist-vae --set train.epochs=5).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate.add_argument("--steps", type=int, default=10)
     interpolate.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
     interpolate.add_argument("--gif", help="also write an animated GIF here")
+
+    configs = commands.add_parser("configs", help="list the bundled training configs")
+    configs.add_argument("--paths", action="store_true", help="print each config's file path instead")
+    configs.set_defaults(run=run_configs)
 
     push = commands.add_parser("push", help="upload a local model folder to the Hub")
     push.add_argument("model", help="local model folder")

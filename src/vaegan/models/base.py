@@ -29,6 +29,8 @@ from ..interpolation import interpolate_latents
 from .validation import MAX_PARAMETERS, closest
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: The resolved training config saved with a trained model (``save_pretrained(training_config=...)``).
+TRAINING_CONFIG_NAME = "training_config.yaml"
 _CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
                            "subfolder")
 
@@ -159,13 +161,15 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: bool = True,
                         training_summary: dict[str, Any] | None = None, repo_id: str | None = None,
-                        **kwargs: Any) -> None:
+                        training_config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Write ``config.json``, safetensors weights and a model card atomically into ``save_directory``.
 
         The files are written to a temporary folder beside the target first, so an interrupted save never
         leaves a folder that loads as a model with half its weights. ``training_summary`` (written by
         vaegan's trainer: data, steps, final metrics) goes into the model card, whose usage snippet loads
-        ``repo_id`` when given (``push_to_hub`` passes it), else ``save_directory``.
+        ``repo_id`` when given (``push_to_hub`` passes it), else ``save_directory``. ``training_config`` (the
+        resolved config of the run that trained the model) is saved as ``training_config.yaml``, which
+        ``vaegan train MODEL`` uses to fine-tune the model.
         """
         if kwargs.get("safe_serialization") is False:
             raise CheckpointError("vaegan saves safetensors only; drop safe_serialization=False.")
@@ -181,6 +185,10 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
         try:
             super().save_pretrained(staging, **kwargs)
+            if training_config is not None:
+                import yaml
+
+                (staging / TRAINING_CONFIG_NAME).write_text(yaml.safe_dump(training_config, sort_keys=False))
             if model_card:
                 from ..hub import write_model_card
 
@@ -263,7 +271,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
                 # Same commit: drop weight shards and a sample grid left by an earlier push that this one lacks.
-                delete_patterns=["diffusion_pytorch_model*", "samples.png"],
+                delete_patterns=["diffusion_pytorch_model*", "samples.png", TRAINING_CONFIG_NAME],
             )
         return commit.commit_url
 
@@ -345,7 +353,8 @@ def _publish(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     produced = {p.name for p in staging.iterdir()}
-    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png")]:  # card's grid too
+    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png"),  # card's grid too
+                  *target.glob(TRAINING_CONFIG_NAME)]:
         if stale.name not in produced:
             stale.unlink()
     order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))

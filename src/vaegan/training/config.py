@@ -222,10 +222,11 @@ def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainingConfig:
-    """Read a YAML training config, apply ``section.key=value`` overrides and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pick one from configs/ (e.g. configs/mnist-vae.yaml).")
+    """Read a YAML training config (a path, or the name of a bundled config such as ``mnist-vae``), apply
+    ``section.key=value`` overrides and validate it."""
+    from .bundled import resolve_config_file
+
+    path = resolve_config_file(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
