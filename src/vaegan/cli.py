@@ -8,11 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import VaeganError
+import yaml
+
+from .errors import ConfigError, VaeganError
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML training config, e.g. configs/mnist-vae.yaml")
+    parser.add_argument("config", help="YAML training config (configs/mnist-vae.yaml), a bundled config's name "
+                        "(mnist-vae; see `vaegan configs`), or a Hub id / model folder to fine-tune (org/mnist-vae)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (repeatable), e.g. --set train.epochs=5")
     parser.add_argument("--output-dir", help="shortcut for --set train.output_dir=DIR")
@@ -26,10 +29,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from .training import load_config, train
+    from .training.finetune import finetune_config, is_model_reference
 
     overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    config = load_config(args.config, overrides)
-    train(config, resume=args.resume, init_from=args.init_from, push_to_hub=args.push_to_hub,
+    init_from = args.init_from
+    if is_model_reference(args.config):
+        if init_from:
+            raise ConfigError(f"{args.config} is the model to fine-tune; drop --init-from {init_from}.")
+        config, notes = finetune_config(args.config, overrides)
+        init_from = args.config
+        from accelerate import PartialState
+
+        if PartialState().is_local_main_process:
+            print("\n".join([*notes, f"Writing to {config.train.output_dir} (--output-dir changes it)."]))
+    else:
+        config = load_config(args.config, overrides)
+    train(config, resume=args.resume, init_from=init_from, push_to_hub=args.push_to_hub,
           overwrite=args.overwrite)
 
 
@@ -58,7 +73,10 @@ def run_interpolate(args: argparse.Namespace) -> None:
 def run_push(args: argparse.Namespace) -> None:
     summary_file = Path(args.model) / "training_summary.json"  # written by the trainer: keeps the card's training part
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
-    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary)
+    config_file = Path(args.model) / "training_config.yaml"  # the trainer's too: `vaegan train REPO` fine-tunes with it
+    training_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary,
+                                               training_config=training_config)
     print(f"Pushed {args.model} to {url}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class DataConfig:
     limit: int | None = None
     num_workers: int = 0
     cache_dir: str | None = None
+    #: Images of another size or channel count than the model's: resized and converted (true) or refused (false).
+    #: Default (null): resized when training from scratch, refused when fine-tuning a pretrained model.
+    resize: bool | None = None
 
 
 @dataclass
@@ -189,6 +193,9 @@ def _check_model_section(model: Any) -> dict[str, Any]:
     return dict(model)
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one ``section.key=value`` override (value parsed as YAML) to a raw config mapping."""
     path, sep, text = override.partition("=")
@@ -202,7 +209,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     raw.setdefault(section, {})
     if raw[section] is None:
         raw[section] = {}
-    raw[section][key] = yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
+        value = float(value)
+    raw[section][key] = value
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:

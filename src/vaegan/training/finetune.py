@@ -41,9 +41,15 @@ def is_model_reference(reference: str) -> bool:
 
 
 def _model_config(reference: str) -> dict[str, Any]:
+    from huggingface_hub.errors import RepositoryNotFoundError
+
     from ..models.base import GenerativeModel, _load_config
 
-    config = _load_config(GenerativeModel, reference, {})
+    try:
+        config = _load_config(GenerativeModel, reference, {})
+    except RepositoryNotFoundError as err:
+        raise ConfigError(f"{reference} is not a YAML file, a bundled config (vaegan configs lists them), a model "
+                          f"folder or an accessible Hub model repo ({type(err).__name__}).") from err
     if not config.get("_class_name"):
         raise ConfigError(f"{reference}: config.json has no '_class_name', so it is not a vaegan model.")
     return config
@@ -170,6 +176,6 @@ def check_data_shape(dataset: Any, model: Any, *, source: str, model_name: str) 
         return
     raise ConfigError(
         f"data.source {source} holds {_shape_text(*stored)} images, but the model {model_name} takes "
-        f"{_shape_text(*wanted)} images. Fine-tune it on data of that shape, or add --set data.resize=true to "
-        "resize and convert the images to it."
+        f"{_shape_text(*wanted)} images. Use data of that shape, or add --set data.resize=true to resize and "
+        "convert the images to it."
     )

@@ -27,6 +27,7 @@ from ..data import dataset_id, describe_source, load_image_dataset
 from ..errors import ConfigError, VaeganError
 from ..models import AutoModel, GenerativeModel
 from .config import TrainingConfig
+from .finetune import base_model_summary, check_data_shape
 from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
 from .progress import Progress
 from .tracking import JSONLinesTracker
@@ -162,6 +163,10 @@ class Trainer:
         with self.accelerator.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
+            self.base_summary = base_model_summary(init_from, config) if init_from else {}
+        if config.data.resize is False or (config.data.resize is None and init_from):
+            check_data_shape(self.train_set, self.model, source=config.data.source,
+                             model_name=init_from or f"({config.model['class']} of the config)")
         if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
@@ -402,7 +407,7 @@ class Trainer:
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
-            model.save_pretrained(model_dir, training_summary=summary)
+            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
             save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
             start = end = None
             if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
@@ -413,7 +418,8 @@ class Trainer:
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
-                                        training_summary={**summary, "repo_id": self.push_to_hub})
+                                        training_summary={**summary, "repo_id": self.push_to_hub},
+                                        training_config=self.config.to_dict())
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
         acc.wait_for_everyone()
@@ -445,6 +451,7 @@ class Trainer:
             "hardware": f"{acc.num_processes} x {acc.device.type}",
             "training_seconds": round(seconds, 1),
             "init_from": self.init_from,
+            **self.base_summary,
             "license": self.config.hub.license,
             "metrics": metrics,
         }
