@@ -118,6 +118,9 @@ def test_cli_fine_tunes_a_model_folder(base_run, tmp_path, monkeypatch, capsys):
     assert summary["changes"] == {"train.max_steps": [None, 3], "train.learning_rate": [0.001, 1e-12]}
     recorded = yaml.safe_load((out / "model" / "training_config.yaml").read_text())
     assert recorded["train"]["max_steps"] == 3 and recorded["data"]["limit"] == 256
+    card = (out / "model" / "README.md").read_text()
+    assert "## Fine-tuning" in card and "`train.learning_rate` | `0.001` → `1e-12`" in card
+    assert "[`training_config.yaml`](training_config.yaml)" in card and "base_model" not in card
 
 
 def test_cli_refuses_init_from_with_a_model_reference(base_run, capsys):
@@ -172,6 +175,8 @@ def test_hub_round_trip_fine_tune_and_push(base_run, tmp_path, hub, monkeypatch,
     assert recorded["train"]["max_steps"] == 5 and recorded["hub"]["repo_id"] is None
     card = ModelCard.load(hf_hub_download("org/tiny-ft", "README.md"))
     assert card.data.base_model == "org/tiny"
+    assert "Fine-tuned from [org/tiny](https://huggingface.co/org/tiny)" in card.text
+    assert "`vaegan train org/tiny-ft` fine-tunes this model" in card.text
     tuned = VAE.from_pretrained("org/tiny-ft")
     before, after = base.state_dict(), tuned.state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)  # the pushed weights, not fresh ones

@@ -24,14 +24,12 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from ..cards import write_model_card
+from ..cards import TRAINING_CONFIG_NAME, write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
 from ..interpolation import interpolate_latents
 from .validation import MAX_PARAMETERS, closest
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-#: The resolved training config saved with a trained model (``save_pretrained(training_config=...)``).
-TRAINING_CONFIG_NAME = "training_config.yaml"
 _CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
                            "subfolder")
 
