@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from checkout import fresh_checkout
 from training_utils import TINY_MODELS, read_metrics, reset_accelerate_state, tiny_config
 
 from vaegan.errors import ConfigError
@@ -19,8 +20,6 @@ from vaegan.training import Trainer, train
 from vaegan.training.outputs import clear_run_outputs
 from vaegan.training.progress import Progress
 from vaegan.training.trainer import list_checkpoints
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -118,18 +117,6 @@ def test_non_tty_training_log_has_one_line_per_logged_step(tmp_path):
     assert "\r" not in result.stdout + result.stderr  # no progress bar redraws in the log
 
 
-def _fresh_checkout(tmp_path: Path) -> Path:
-    """The project's files as a clone would have them (tracked and new files, no outputs, no .venv)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    clone = tmp_path / "clone"
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, clone / name)
-    return clone
-
-
 @pytest.mark.slow
 def test_make_quickstart_succeeds_every_time(tmp_path):
     """`make quickstart` in a fresh checkout: trains; again: reports the finished run; after an interruption
@@ -138,7 +125,7 @@ def test_make_quickstart_succeeds_every_time(tmp_path):
     The checkout uses this session's virtual environment (-o: no reinstall) and a few training steps."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    clone, venv = _fresh_checkout(tmp_path), Path(sys.prefix)
+    clone, venv = fresh_checkout(tmp_path / "clone"), Path(sys.prefix)
     args = ("--set train.max_steps=4 --set train.checkpoint_every=2 --set data.limit=256 "
             "--set train.num_preview_images=4 --set train.batch_size=32")
 
