@@ -180,3 +180,17 @@ def test_hub_round_trip_fine_tune_and_push(base_run, tmp_path, hub, monkeypatch,
     tuned = VAE.from_pretrained("org/tiny-ft")
     before, after = base.state_dict(), tuned.state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)  # the pushed weights, not fresh ones
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_launch_fine_tunes_a_model_folder(base_run, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    result = subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "-m",
+         "vaegan.train", str(base_run / "model"), "--set", "train.max_steps=3", "--output-dir", str(tmp_path / "ft")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Fine-tuning") == 1  # said once, not once per process
+    summary = json.loads((tmp_path / "ft" / "model" / "training_summary.json").read_text())
+    assert summary["hardware"] == "2 x cpu" and summary["init_from"] == str(base_run / "model")

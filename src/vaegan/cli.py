@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,9 +39,7 @@ def run_train(args: argparse.Namespace) -> None:
             raise ConfigError(f"{args.config} is the model to fine-tune; drop --init-from {init_from}.")
         config, notes = finetune_config(args.config, overrides)
         init_from = args.config
-        from accelerate import PartialState
-
-        if PartialState().is_local_main_process:
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine (no accelerate state before the trainer's)
             print("\n".join([*notes, f"Writing to {config.train.output_dir} (--output-dir changes it)."]))
     else:
         config = load_config(args.config, overrides)
