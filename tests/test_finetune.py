@@ -21,7 +21,7 @@ from vaegan.errors import ConfigError
 from vaegan.training import Trainer, load_config, train
 from vaegan.training.bundled import config_descriptions, describe
 from vaegan.training.config import config_from_dict
-from vaegan.training.finetune import finetune_config, is_model_reference
+from vaegan.training.finetune import finetune_config, is_model_reference, shape_check_applies
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,6 +149,20 @@ def test_data_of_another_shape_is_refused_before_training(base_run, tmp_path):
     config.data.resize = True  # asked for: resized and converted
     trainer = Trainer(config, init_from=str(base_run / "model"))
     assert trainer.train_set[0][0].shape == (1, 28, 28)
+
+
+def test_shape_check_applies_to_other_data_when_fine_tuning(tmp_path):
+    config = tiny_config("vae", tmp_path)
+    base = {"data": {"source": "mnist-5k"}}
+    assert not shape_check_applies(config, None, None)  # from scratch: resized to the config's model
+    assert not shape_check_applies(config, "org/m", base)  # the base model's own data: resized as the base run did
+    assert shape_check_applies(config, "org/m", None)  # base data unknown
+    config.data.source = "imagefolder:other"
+    assert shape_check_applies(config, "org/m", base)
+    config.data.resize = True
+    assert not shape_check_applies(config, "org/m", base)
+    config.data.resize = False
+    assert shape_check_applies(config, None, None)
 
 
 def test_python_m_vaegan_train_fine_tunes_a_model_folder(base_run, tmp_path):

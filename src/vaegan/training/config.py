@@ -39,7 +39,7 @@ class DataConfig:
     num_workers: int = 0
     cache_dir: str | None = None
     #: Images of another size or channel count than the model's: resized and converted (true) or refused (false).
-    #: Default (null): resized when training from scratch, refused when fine-tuning a pretrained model.
+    #: Default (null): resized, except when fine-tuning a pretrained model on other data than its own: refused.
     resize: bool | None = None
 
 

@@ -133,15 +133,26 @@ def _get(raw: dict[str, Any], key: str) -> Any:
     return (raw.get(section) or {}).get(name)
 
 
-def base_model_summary(init_from: str, config: TrainingConfig) -> dict[str, Any]:
-    """Training-summary entries of a fine-tuned model: its Hub ``base_model`` and the settings that changed."""
+def base_model_summary(init_from: str, config: TrainingConfig, base: dict[str, Any] | None) -> dict[str, Any]:
+    """Training-summary entries of a fine-tuned model: its Hub ``base_model`` and the settings that changed from
+    ``base``, the base model's recorded training config (None: not known)."""
     summary: dict[str, Any] = {"base_model": init_from if is_hub_id(init_from) else None}
-    base = recorded_training_config(init_from)
     if base is not None:
         new = config.to_dict()
         summary["changes"] = {key: [_get(base, key), _get(new, key)] for key in REPORTED_CHANGES
                               if _get(base, key) != _get(new, key)}
     return summary
+
+
+def shape_check_applies(config: TrainingConfig, init_from: str | None, base: dict[str, Any] | None) -> bool:
+    """Whether data of another shape than the model's are refused (rather than resized).
+
+    ``data.resize: false`` always, ``true`` never; unset: when fine-tuning on data other than the base model's own
+    (``base`` is its recorded training config; the same source gets the same resizing as the base run had).
+    """
+    if config.data.resize is not None:
+        return not config.data.resize
+    return init_from is not None and (base is None or _get(base, "data.source") != config.data.source)
 
 
 def stored_image_shape(dataset: Any) -> tuple[int, int, int] | None:

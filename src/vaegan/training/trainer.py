@@ -27,7 +27,7 @@ from ..data import dataset_id, describe_source, load_image_dataset
 from ..errors import ConfigError, VaeganError
 from ..models import AutoModel, GenerativeModel
 from .config import TrainingConfig
-from .finetune import base_model_summary, check_data_shape
+from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
 from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
 from .progress import Progress
 from .tracking import JSONLinesTracker
@@ -163,8 +163,9 @@ class Trainer:
         with self.accelerator.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
-            self.base_summary = base_model_summary(init_from, config) if init_from else {}
-        if config.data.resize is False or (config.data.resize is None and init_from):
+            base_config = recorded_training_config(init_from) if init_from else None
+            self.base_summary = base_model_summary(init_from, config, base_config) if init_from else {}
+        if shape_check_applies(config, init_from, base_config):
             check_data_shape(self.train_set, self.model, source=config.data.source,
                              model_name=init_from or f"({config.model['class']} of the config)")
         if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
