@@ -102,6 +102,16 @@ def test_progress_prints_one_line_per_logged_step_off_a_terminal():
     assert "loss=0.25" in lines[0] and "epoch 0.80" in lines[0] and "\r" not in stream.getvalue()
 
 
+def test_progress_is_a_live_bar_on_a_terminal():
+    stream = io.StringIO()
+    progress = Progress(4, 0, bar=True, stream=stream)
+    for _ in range(4):
+        progress.update()
+    progress.log({"loss": 0.5})
+    progress.close()
+    assert "\r" in stream.getvalue() and "4/4" in stream.getvalue() and "step " not in stream.getvalue()
+
+
 def test_non_tty_training_log_has_one_line_per_logged_step(tmp_path):
     config = tmp_path / "vae.yaml"
     config.write_text(yaml.safe_dump({
