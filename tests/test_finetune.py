@@ -85,6 +85,8 @@ def test_model_references_are_told_from_configs(base_run, tmp_path):
     assert is_model_reference(str(base_run / "model")) and is_model_reference("org/mnist-vae")
     assert not is_model_reference("mnist-vae") and not is_model_reference("configs/mnist-vae.yaml")
     assert not is_model_reference(str(base_run))  # a run folder has no config.json at its top
+    with pytest.raises(ConfigError, match=r"folder without config.json.*give .*tiny-base/model"):
+        load_config(str(base_run))
 
 
 # ------------------------------------------------------------------------------------------------------ fine-tuning

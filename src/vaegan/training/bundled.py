@@ -62,7 +62,10 @@ def resolve_config_file(name_or_path: str | Path) -> Path | Traversable:
         return path
     text = str(name_or_path)
     if path.is_dir():
-        raise ConfigError(f"{text} is a folder, not a YAML training config (a model folder needs a config.json).")
+        hint = (f" To fine-tune the model this run wrote, give {path / 'model'}." if (path / "model" / "config.json")
+                .is_file() else "")
+        raise ConfigError(f"{text} is a folder without config.json: neither a model folder nor a YAML training "
+                          f"config.{hint}")
     name = text[: -len(path.suffix)] if path.suffix in SUFFIXES else text
     if len(path.parts) == 1:
         bundled = bundled_configs()
