@@ -166,3 +166,15 @@ def test_make_quickstart_succeeds_every_time(tmp_path):
     fourth = make("OVERWRITE=1")
     assert "OVERWRITE=1" in fourth and "--overwrite: removed" in fourth
     assert (out / "notes.txt").read_text() == "mine" and (out / "training_summary.json").is_file()
+
+
+def test_ctrl_c_during_training_says_how_to_resume(monkeypatch, capsys):
+    import vaegan.training
+    from vaegan.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vaegan.training, "train", interrupted)
+    assert main(["train", "mnist-vae"]) == 130
+    assert "interrupted. Continue the run from its last checkpoint with --resume latest" in capsys.readouterr().err

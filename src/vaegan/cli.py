@@ -140,6 +140,11 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     except USER_ERRORS as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = (" Continue the run from its last checkpoint with --resume latest (make quickstart does)."
+                if args.run is run_train else "")
+        print(f"{prog}: interrupted.{hint}", file=sys.stderr)
+        return 130
     return 0
 
 
