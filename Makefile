@@ -1,5 +1,6 @@
 # vaegan developer commands. Every target sets up its own virtual environment first.
 #   make quickstart   train the textbook VAE on offline MNIST -> outputs/mnist-vae/{model,samples.png,interpolation.png}
+#                     (again: says where they are; an interrupted run resumes; OVERWRITE=1 retrains)
 #   make test         the whole test suite, slow end-to-end tests included (what CI runs)
 #   make test-fast    the suite without the tests marked slow
 #   make lint         ruff
