@@ -115,14 +115,18 @@ def finetune_config(reference: str, overrides: list[str] | tuple[str, ...] = ())
             raw = {}
             notes.append(f"{reference} has no {TRAINING_CONFIG_NAME} and no bundled config trains a "
                          f"{model_config['_class_name']}; using the default data and train settings.")
-    raw = {key: dict(value or {}) for key, value in raw.items()}
+    raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}  # copies
     raw["model"] = {"class": model_config["_class_name"],
                     **{k: v for k, v in model_config.items() if not k.startswith("_")}}
     name = Path(reference.rstrip("/")).name if not is_hub_id(reference) else reference.split("/")[-1]
     if name == "model":  # a trainer's OUTPUT/model folder: name it after the run
         name = Path(reference).resolve().parent.name
-    raw.setdefault("train", {})["output_dir"] = f"outputs/{name}-finetuned"
-    raw.setdefault("hub", {})["repo_id"] = None
+    for section in ("train", "hub"):
+        raw[section] = {} if raw.get(section) is None else raw[section]
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{reference}: section '{section}' of its training config is not a mapping.")
+    raw["train"]["output_dir"] = f"outputs/{name}-finetuned"
+    raw["hub"]["repo_id"] = None
     for override in overrides:
         apply_override(raw, override)
     return config_from_dict(raw), notes
