@@ -72,6 +72,9 @@ def test_vaegan_configs_command(capsys):
     out = capsys.readouterr().out
     for name, description in config_descriptions().items():
         assert any(line.split(None, 1) == [name, description] for line in out.splitlines()), name
+    assert main(["configs", "--paths"]) == 0
+    paths = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+    assert sorted(paths) == sorted(config_descriptions()) and all(Path(p).is_file() for p in paths.values())
 
 
 # --------------------------------------------------------------------------------------- training config with model
