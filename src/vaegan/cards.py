@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from .models.base import GenerativeModel
 
-__all__ = ["SAMPLES_FILENAME", "dataset_tag", "model_card", "pipeline_card", "save_card_samples", "write_model_card",
-           "write_pipeline_card"]
+__all__ = ["SAMPLES_FILENAME", "TRAINING_CONFIG_NAME", "dataset_tag", "model_card", "pipeline_card",
+           "save_card_samples", "write_model_card", "write_pipeline_card"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ LIBRARY_NAME = "vaegan"
 PIPELINE_TAG = "unconditional-image-generation"
 DEFAULT_LICENSE = "apache-2.0"
 SAMPLES_FILENAME = "samples.png"
+#: The resolved training config saved next to a trained model; the card links it.
+TRAINING_CONFIG_NAME = "training_config.yaml"
 #: The card's sample grid: ``CARD_SAMPLES`` images from ``torch.Generator().manual_seed(CARD_SEED)``.
 CARD_SAMPLES, CARD_GRID_ROWS, CARD_SEED = 16, 4, 0
 
@@ -55,7 +57,7 @@ _SUMMARY_LABELS = {
     "seed": "Seed",
     "init_from": "Initialised from",
 }
-_SUMMARY_SKIP = {"metrics", "repo_id", "license", "tags", "evaluation"}
+_SUMMARY_SKIP = {"metrics", "repo_id", "license", "tags", "evaluation", "base_model", "changes"}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -226,6 +228,23 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _fine_tuning_section(summary: Mapping[str, Any]) -> str:
+    """Where a fine-tuned model came from (``init_from`` / ``base_model``) and which settings changed."""
+    base = summary.get("base_model")
+    origin = f"[{base}](https://huggingface.co/{base})" if base else _code(str(summary["init_from"]))
+    parts = ["## Fine-tuning", "", f"Fine-tuned from {origin}: training started from its weights."]
+    changes = summary.get("changes")
+    if isinstance(changes, Mapping) and changes:
+        parts += ["", "Changed from the base model's training config:", "",
+                  _table(("Setting", "Base model → this model"),
+                         [(f"`{key}`", f"{_code(old)} → {_code(new)}") for key, (old, new) in changes.items()])]
+    elif isinstance(changes, Mapping):
+        parts += ["", "The data and training settings were those of the base model's training config."]
+    if summary.get("steps") is not None:
+        parts += ["", f"This run: {summary['steps']} optimisation steps."]
+    return "\n".join(parts) + "\n"
+
+
 def _tags(model: GenerativeModel, dataset_id: str | None, summary: Mapping[str, Any]) -> list[str]:
     config = model.config
     family = getattr(model, "family", "model")
@@ -244,12 +263,15 @@ def _tags(model: GenerativeModel, dataset_id: str | None, summary: Mapping[str, 
 
 def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | None = None, *,
                repo_id: str | None = None, load_path: str | Path | None = None, subfolder: str | None = None,
-               samples: str | None = SAMPLES_FILENAME, no_samples_reason: str | None = None) -> ModelCard:
+               samples: str | None = SAMPLES_FILENAME, no_samples_reason: str | None = None,
+               training_config: str | None = None) -> ModelCard:
     """The model card of ``model`` (no files written; see :func:`write_model_card`).
 
     ``samples`` is the sample grid's file name relative to the card (None: no grid, and
     ``no_samples_reason`` says why). The usage snippet loads ``repo_id`` (or ``training_summary["repo_id"]``)
-    when known, else ``load_path`` (with ``subfolder``: the model is a pipeline component).
+    when known, else ``load_path`` (with ``subfolder``: the model is a pipeline component). ``training_config``:
+    the file name of the saved training config, linked from the card. A summary with ``init_from`` (a fine-tuned
+    model) adds the Hub's ``base_model`` metadata (when it is a Hub id) and what changed from the base model.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -265,6 +287,7 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         pipeline_tag=PIPELINE_TAG,
         tags=_tags(model, dataset_id, summary),
         datasets=[dataset_id] if dataset_id else None,
+        base_model=summary.get("base_model") or None,
     )
     family = getattr(model, "family", "model")
     title = (repo_id or summary.get("repo_id") or cls_name).split("/")[-1]
@@ -293,8 +316,16 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
                           ("Latent dimension", str(model.latent_dim)), ("Image shape (C, H, W)", f"{(c, h, w)}")]),
         "", "### Configuration", "", _table(("Key", "Value"), _config_rows(model)), "",
     ]
+    if summary.get("init_from"):
+        parts.append(_fine_tuning_section(summary))
     if any(k not in _SUMMARY_SKIP for k in summary) or summary.get("metrics"):
         parts.append(_summary_section(summary))
+    if training_config:
+        if not parts[-1].startswith("## Training"):
+            parts += ["## Training", ""]
+        parts += [f"The complete training config is [`{training_config}`]({training_config}); "
+                  f"`vaegan train {target}` fine-tunes this model with it (add `--set section.key=value` to change "
+                  "data or settings).", ""]
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
     if summary.get("evaluation"):  # a result of vaegan.metrics.evaluate: model-index metadata + a table
         from .metrics.card import apply_to_card
@@ -319,8 +350,10 @@ def write_model_card(model: GenerativeModel, folder: str | Path, training_summar
     stale = folder / SAMPLES_FILENAME
     if reason and stale.exists():
         stale.unlink()
+    config_file = TRAINING_CONFIG_NAME if (folder / TRAINING_CONFIG_NAME).is_file() else None
     card = model_card(model, training_summary, repo_id=repo_id, load_path=load_path or folder,
-                      subfolder=subfolder, samples=None if reason else SAMPLES_FILENAME, no_samples_reason=reason)
+                      subfolder=subfolder, samples=None if reason else SAMPLES_FILENAME, no_samples_reason=reason,
+                      training_config=config_file)
     card.save(folder / "README.md")
     if training_summary and training_summary.get("evaluation"):
         from .metrics.card import write_eval_results

@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import VaeganError
+import yaml
+
+from .errors import ConfigError, VaeganError
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML training config, e.g. configs/mnist-vae.yaml")
+    parser.add_argument("config", help="YAML training config (configs/mnist-vae.yaml), a bundled config's name "
+                        "(mnist-vae; see `vaegan configs`), or a Hub id / model folder to fine-tune (org/mnist-vae)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (repeatable), e.g. --set train.epochs=5")
     parser.add_argument("--output-dir", help="shortcut for --set train.output_dir=DIR")
     parser.add_argument("--resume", metavar="latest|PATH", help="continue from the newest checkpoint or a given one")
     parser.add_argument("--init-from", metavar="HUB_ID|DIR", help="fine-tune a pretrained model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output_dir that holds an earlier run, removing only what vaegan "
+                             "wrote there (checkpoints, samples, model, metrics, config)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model at the end")
 
 
 def run_train(args: argparse.Namespace) -> None:
     from .training import load_config, train
+    from .training.finetune import finetune_config, is_model_reference
 
     overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-    config = load_config(args.config, overrides)
-    train(config, resume=args.resume, init_from=args.init_from, push_to_hub=args.push_to_hub)
+    init_from = args.init_from
+    if is_model_reference(args.config):
+        if init_from:
+            raise ConfigError(f"{args.config} is the model to fine-tune; drop --init-from {init_from}.")
+        config, notes = finetune_config(args.config, overrides)
+        init_from = args.config
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # once per machine (no accelerate state before the trainer's)
+            print("\n".join([*notes, f"Writing to {config.train.output_dir} (--output-dir changes it)."]))
+    else:
+        config = load_config(args.config, overrides)
+    train(config, resume=args.resume, init_from=init_from, push_to_hub=args.push_to_hub,
+          overwrite=args.overwrite)
 
 
 def _load(model: str, device: str):
@@ -57,13 +75,31 @@ def run_push(args: argparse.Namespace) -> None:
     evaluation = Path(args.model) / "eval_results.json"  # written by `vaegan evaluate --update-card` and the trainer
     if evaluation.is_file():
         summary = {**(summary or {}), "evaluation": json.loads(evaluation.read_text())}
-    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary)
+    config_file = Path(args.model) / "training_config.yaml"  # the trainer's too: `vaegan train REPO` fine-tunes with it
+    training_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary,
+                                               training_config=training_config)
     print(f"Pushed {args.model} to {url}")
+
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from .metrics.cli import run_evaluate as run
 
     run(args)
+
+
+def run_configs(args: argparse.Namespace) -> None:
+    from .training.bundled import bundled_configs, config_descriptions
+
+    descriptions = config_descriptions()
+    if args.paths:
+        for name, entry in bundled_configs().items():
+            print(f"{name}\t{entry}")
+        return
+    width = max(map(len, descriptions), default=0)
+    for name, description in descriptions.items():
+        print(f"{name:<{width}}  {description}")
+    print("\nTrain one with `vaegan train NAME` (e.g. vaegan train mnist-vae --set train.epochs=5).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
+    configs = commands.add_parser("configs", help="list the bundled training configs")
+    configs.add_argument("--paths", action="store_true", help="print each config's file path instead")
+    configs.set_defaults(run=run_configs)
+
     push = commands.add_parser("push", help="upload a local model folder to the Hub")
     push.add_argument("model", help="local model folder")
     push.add_argument("repo_id")
@@ -115,6 +155,11 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     except USER_ERRORS as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = (" Continue the run from its last checkpoint with --resume latest (make quickstart does)."
+                if args.run is run_train else "")
+        print(f"{prog}: interrupted.{hint}", file=sys.stderr)
+        return 130
     return 0
 
 

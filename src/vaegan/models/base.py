@@ -24,7 +24,7 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from ..cards import write_model_card
+from ..cards import TRAINING_CONFIG_NAME, write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
 from ..interpolation import interpolate_latents
 from .validation import MAX_PARAMETERS, closest
@@ -175,13 +175,15 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: bool = True,
                         training_summary: dict[str, Any] | None = None, repo_id: str | None = None,
-                        **kwargs: Any) -> None:
+                        training_config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Write ``config.json``, safetensors weights and a model card atomically into ``save_directory``.
 
         The files are written to a temporary folder beside the target first, so an interrupted save never
         leaves a folder that loads as a model with half its weights. ``training_summary`` (written by
         vaegan's trainer: data, steps, final metrics) goes into the model card, whose usage snippet loads
-        ``repo_id`` when given (``push_to_hub`` passes it), else ``save_directory``.
+        ``repo_id`` when given (``push_to_hub`` passes it), else ``save_directory``. ``training_config`` (the
+        resolved config of the run that trained the model) is saved as ``training_config.yaml``, which
+        ``vaegan train MODEL`` uses to fine-tune the model.
         """
         if kwargs.get("safe_serialization") is False:
             raise CheckpointError("vaegan saves safetensors only; drop safe_serialization=False.")
@@ -197,6 +199,10 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
         try:
             super().save_pretrained(staging, **kwargs)
+            if training_config is not None:
+                import yaml
+
+                (staging / TRAINING_CONFIG_NAME).write_text(yaml.safe_dump(training_config, sort_keys=False))
             if model_card:
                 write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
                                  load_path=target)
@@ -275,7 +281,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
                 # Same commit: drop weight shards and a sample grid left by an earlier push that this one lacks.
-                delete_patterns=["diffusion_pytorch_model*", "samples.png", "eval_results.json"],
+                delete_patterns=["diffusion_pytorch_model*", "samples.png", "eval_results.json",
+                                 TRAINING_CONFIG_NAME],
             )
         return commit.commit_url
 
@@ -357,9 +364,9 @@ def _publish(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     produced = {p.name for p in staging.iterdir()}
-    # The card's sample grid and evaluation too: a save without them must not keep an older model's.
+    # The card's sample grid, evaluation and training config too: a save without them must not keep an older model's.
     for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png"),
-                  *target.glob("eval_results.json")]:
+                  *target.glob("eval_results.json"), *target.glob(TRAINING_CONFIG_NAME)]:
         if stale.name not in produced:
             stale.unlink()
     order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class DataConfig:
     limit: int | None = None
     num_workers: int = 0
     cache_dir: str | None = None
+    #: Images of another size or channel count than the model's: resized and converted (true) or refused (false).
+    #: Default (null): resized, except when fine-tuning a pretrained model on other data than its own: refused.
+    resize: bool | None = None
 
 
 @dataclass
@@ -201,6 +205,9 @@ def _check_model_section(model: Any) -> dict[str, Any]:
     return dict(model)
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one ``section.key=value`` override (value parsed as YAML) to a raw config mapping."""
     path, sep, text = override.partition("=")
@@ -214,7 +221,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     raw.setdefault(section, {})
     if raw[section] is None:
         raw[section] = {}
-    raw[section][key] = yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
+        value = float(value)
+    raw[section][key] = value
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
@@ -234,10 +244,11 @@ def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainingConfig:
-    """Read a YAML training config, apply ``section.key=value`` overrides and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pick one from configs/ (e.g. configs/mnist-vae.yaml).")
+    """Read a YAML training config (a path, or the name of a bundled config such as ``mnist-vae``), apply
+    ``section.key=value`` overrides and validate it."""
+    from .bundled import resolve_config_file
+
+    path = resolve_config_file(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,22 @@ def validate_eval_config(config) -> None:
 class EvalHook:
     """Runs the evaluations of one training run (call :meth:`step` after each optimisation step)."""
 
-    def __init__(self, config, output_dir: Path, accelerator):
+    def __init__(self, config, output_dir: Path, accelerator, *, resumed: bool = False):
         self.config, self.output_dir, self.accelerator = config, Path(output_dir), accelerator
         t = config.train
         self.enabled = t.eval_every > 0 or t.eval_metrics is not None
         self.best: dict[str, Any] | None = None
         best_file = self.output_dir / BEST_STATE
-        if t.select_best_by and best_file.is_file():  # a resumed run remembers its best so far
+        if resumed and t.select_best_by and best_file.is_file():  # a resumed run remembers its best so far
             self.best = json.loads(best_file.read_text())
+
+    def forget_best(self) -> None:
+        """A fresh run: drop the best model an earlier run in this folder left (main process only)."""
+        self.best = None
+        (self.output_dir / BEST_STATE).unlink(missing_ok=True)
+        model_dir = self.output_dir / BEST_DIR
+        if model_dir.is_dir():
+            shutil.rmtree(model_dir)
 
     def _evaluate(self, model, num_samples: int, iwae_samples: int) -> dict[str, Any]:
         from ..metrics import evaluate

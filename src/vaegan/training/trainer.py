@@ -28,6 +28,9 @@ from ..errors import ConfigError, VaeganError
 from ..models import AutoModel, GenerativeModel
 from .config import TrainingConfig
 from .evaluation import EvalHook
+from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
+from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
+from .progress import Progress
 from .tracking import JSONLinesTracker
 
 logger = logging.getLogger(__name__)
@@ -131,7 +134,7 @@ class Trainer:
     """Trains ``config.model`` on ``config.data`` with Accelerate; see :func:`train`."""
 
     def __init__(self, config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
-                 push_to_hub: str | None = None):
+                 push_to_hub: str | None = None, overwrite: bool = False):
         from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
         from accelerate.utils import set_seed
 
@@ -139,6 +142,12 @@ class Trainer:
         self.output_dir = Path(config.train.output_dir)
         self.push_to_hub = push_to_hub or config.hub.repo_id
         self.init_from = init_from
+        self.overwrite = overwrite
+        if overwrite and resume:
+            raise ConfigError("--overwrite starts afresh and --resume continues a run; pass only one of them.")
+        if overwrite and init_from and _is_within(Path(init_from), self.output_dir):
+            raise ConfigError(f"--overwrite would delete the model being fine-tuned ({init_from} is inside "
+                              f"{self.output_dir}); choose another train.output_dir.")
         t = config.train
         multi_phase = len(config.model_class.training_phases) > 1
         self.accelerator = Accelerator(
@@ -155,6 +164,11 @@ class Trainer:
         with self.accelerator.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
+            base_config = recorded_training_config(init_from) if init_from else None
+            self.base_summary = base_model_summary(init_from, config, base_config) if init_from else {}
+        if shape_check_applies(config, init_from, base_config):
+            check_data_shape(self.train_set, self.model, source=config.data.source,
+                             model_name=init_from or f"({config.model['class']} of the config)")
         if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
@@ -174,12 +188,19 @@ class Trainer:
             self.accelerator.load_state(str(path))
             self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
-        elif list_checkpoints(self.output_dir):
-            raise ConfigError(f"{self.output_dir} already holds checkpoints of an earlier run; continue it with "
-                              "--resume latest, or choose another train.output_dir.")
+        elif not overwrite:
+            earlier = earlier_run_outputs(self.output_dir)
+            if "checkpoints" in earlier:
+                raise ConfigError(f"{self.output_dir} already holds checkpoints of an earlier run; continue it with "
+                                  "--resume latest, start afresh with --overwrite (removes only what vaegan wrote "
+                                  "there), or choose another train.output_dir.")
+            if earlier:
+                raise ConfigError(f"{self.output_dir} already holds a trained model (model/) of an earlier run; "
+                                  "retrain with --overwrite (removes only what vaegan wrote there), or choose another "
+                                  "train.output_dir.")
         self.fixed_latents: torch.Tensor | None = None
         self.last_metrics: dict[str, float] = {}
-        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator)
+        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
 
     # ------------------------------------------------------------------ set-up helpers
     def _available_trackers(self) -> list[str]:
@@ -216,17 +237,25 @@ class Trainer:
         """Run (or continue) training; returns the folder of the saved model (``OUTPUT/model``)."""
         t, acc = self.config.train, self.accelerator
         if acc.is_main_process:
+            if self.overwrite:
+                removed = clear_run_outputs(self.output_dir)
+                if removed:
+                    self._print(f"--overwrite: removed {len(removed)} outputs of an earlier run from {self.output_dir} "
+                                "(other files kept).")
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / FINISHED_MARKER).unlink(missing_ok=True)  # written again when this run ends
             self.config.save(self.output_dir / "config.yaml")
-            if not self.resumed:  # a fresh run starts a fresh metrics log
+            if not self.resumed:  # a fresh run starts a fresh metrics log and a fresh best model
                 (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
+                self.eval_hook.forget_best()
+        acc.wait_for_everyone()
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
         # Accelerate also steps on an epoch's last, shorter accumulation window.
         steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
         total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
-        progress = _progress(total, self.state.step, disable=not acc.is_local_main_process)
+        progress = Progress(total, self.state.step, enabled=acc.is_local_main_process)
         running: dict[str, list[float]] = defaultdict(list)
         started, done = time.time(), self.state.step >= total
         while not done and self.state.epoch < t.epochs:
@@ -307,7 +336,7 @@ class Trainer:
         metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
         acc.log(metrics, step=self.state.step)
         self.last_metrics = metrics
-        progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k != "epoch"}, refresh=False)
+        progress.log(metrics)
 
     # ------------------------------------------------------------------ checkpoints and outputs
     def save_checkpoint(self) -> Path:
@@ -389,7 +418,7 @@ class Trainer:
             evaluation = self.eval_hook.final(model)
             if evaluation:
                 summary["evaluation"] = evaluation
-            model.save_pretrained(model_dir, training_summary=summary)
+            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
             save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
             start = end = None
             if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
@@ -400,7 +429,8 @@ class Trainer:
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
-                                        training_summary={**summary, "repo_id": self.push_to_hub})
+                                        training_summary={**summary, "repo_id": self.push_to_hub},
+                                        training_config=self.config.to_dict())
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
         acc.wait_for_everyone()
@@ -432,6 +462,7 @@ class Trainer:
             "hardware": f"{acc.num_processes} x {acc.device.type}",
             "training_seconds": round(seconds, 1),
             "init_from": self.init_from,
+            **self.base_summary,
             "license": self.config.hub.license,
             "metrics": metrics,
         }
@@ -449,19 +480,17 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _progress(total: float, initial: int, disable: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=None if math.isinf(total) else int(total), initial=initial, disable=disable, unit="step",
-                dynamic_ncols=True)
+def _is_within(path: Path, folder: Path) -> bool:
+    return path.exists() and path.resolve().is_relative_to(folder.resolve())
 
 
 def train(config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
-          push_to_hub: str | None = None) -> Path:
+          push_to_hub: str | None = None, overwrite: bool = False) -> Path:
     """Train a model from a :class:`~vaegan.training.config.TrainingConfig`; returns ``OUTPUT/model``.
 
     ``resume``: ``"latest"`` or a checkpoint folder; ``init_from``: a Hub id or folder to fine-tune;
-    ``push_to_hub``: a repo id to upload the final model to.
+    ``push_to_hub``: a repo id to upload the final model to; ``overwrite``: start afresh in an ``output_dir`` that
+    holds an earlier run, removing only what vaegan wrote there.
     """
-    return Trainer(config, resume=resume, init_from=init_from, push_to_hub=push_to_hub).train()
+    return Trainer(config, resume=resume, init_from=init_from, push_to_hub=push_to_hub, overwrite=overwrite).train()
 
