@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from ..data import dataset_id, describe_source, load_image_dataset
 from ..errors import ConfigError, VaeganError
+from ..files import apply_umask
 from ..models import AutoModel, GenerativeModel
 from .config import TrainingConfig
 from .tracking import JSONLinesTracker
@@ -320,6 +321,7 @@ class Trainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+            apply_umask(staging)  # safetensors writes 0600 files
             shutil.rmtree(final, ignore_errors=True)
             os.replace(staging, final)
             for old in list_checkpoints(self.output_dir)[: -self.config.train.checkpoints_total_limit]:
