@@ -24,9 +24,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data import dataset_id, describe_source, load_image_dataset
-from ..errors import ConfigError, VaeganError
+from ..errors import CheckpointError, ConfigError, VaeganError
 from ..files import apply_umask
 from ..models import AutoModel, GenerativeModel
+from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
 from .tracking import JSONLinesTracker
 
@@ -81,12 +82,12 @@ def resolve_resume(output_dir: str | Path, resume: str) -> Path:
         if not checkpoints:
             raise ConfigError(f"--resume latest: no checkpoint in {Path(output_dir) / 'checkpoints'}; start without "
                               "--resume, or pass the path of a checkpoint folder.")
-        return checkpoints[-1]
+        return pick_resume_checkpoint(checkpoints, resume, output_dir)
     path = Path(resume)
-    if not (path / "trainer_state.json").is_file():
+    if path.is_dir() and not (path / "trainer_state.json").is_file() and not (path / MANIFEST).is_file():
         raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
                           f"{Path(output_dir) / 'checkpoints'}).")
-    return path
+    return pick_resume_checkpoint([], resume, output_dir)
 
 
 def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeModel:
@@ -171,7 +172,11 @@ class Trainer:
         self.resumed = resume is not None
         if resume:
             path = resolve_resume(self.output_dir, resume)
-            self.accelerator.load_state(str(path))
+            try:
+                self.accelerator.load_state(str(path))
+            except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
+                raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
+                                      "earlier checkpoint of the run.") from err
             self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif list_checkpoints(self.output_dir):
@@ -321,6 +326,7 @@ class Trainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+            write_manifest(staging)
             apply_umask(staging)  # safetensors writes 0600 files
             shutil.rmtree(final, ignore_errors=True)
             os.replace(staging, final)
