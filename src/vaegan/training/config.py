@@ -63,6 +63,10 @@ class TrainConfig:
     sample_every_epochs: int = 1
     num_preview_images: int = 64
     trackers: list[str] = field(default_factory=list)
+    #: ``torch.compile`` each network (first steps are slow while it compiles; pays off on long GPU runs).
+    compile: bool = False
+    #: channels-last (NHWC) memory format for conv weights and batches: faster on GPUs with tensor cores.
+    channels_last: bool = False
 
 
 @dataclass

@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..files import apply_umask
 from ..models import AutoModel, GenerativeModel
 from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
+from .running import RunningMeans, non_finite, prepare_networks
 from .tracking import JSONLinesTracker
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class Trainer:
                               "lower train.batch_size or use more data.")
         loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
                             num_workers=config.data.num_workers, generator=torch.Generator().manual_seed(t.seed))
+        prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
         phases = self.model.training_phases
         optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
         prepared = self.accelerator.prepare(PhaseLoss(self.model), *optimizers, loader)
@@ -231,15 +232,16 @@ class Trainer:
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
         progress = _progress(total, self.state.step, disable=not acc.is_local_main_process)
-        running: dict[str, list[float]] = defaultdict(list)
+        running, self.checked_step = RunningMeans(), self.state.step
         started, done = time.time(), self.state.step >= total
         while not done and self.state.epoch < t.epochs:
             self.loader.set_epoch(self.state.epoch)
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
             for images, _ in batches:
-                for name, value in self._train_batch(images).items():
-                    running[name].append(value)
+                if t.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                running.add(self._train_batch(images))
                 self.state.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
@@ -248,6 +250,7 @@ class Trainer:
                 if self.state.step % t.log_every == 0 or self.state.step == total:
                     self._log(running, progress)
                 if self.state.step % t.checkpoint_every == 0:
+                    self._check_finite(running.reduce(acc))  # never checkpoint diverged weights
                     self.save_checkpoint()
                 if self.state.step >= total:
                     done = True
@@ -260,7 +263,7 @@ class Trainer:
         progress.close()
         return self._finish(time.time() - started)
 
-    def _train_batch(self, images: torch.Tensor) -> dict[str, float]:
+    def _train_batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         acc, logs = self.accelerator, {}
         with acc.accumulate(self.loss_module):
             for phase, optimizer in self.optimizers.items():
@@ -268,7 +271,6 @@ class Trainer:
                     continue
                 self._set_trainable(phase)
                 losses = self.loss_module(images, phase=phase, step=self.state.step)
-                self._check_finite(phase, losses["loss"])
                 acc.backward(losses["loss"])
                 if acc.sync_gradients and self.config.train.max_grad_norm:
                     acc.clip_grad_norm_(self.model.phase_parameters(phase), self.config.train.max_grad_norm)
@@ -277,7 +279,7 @@ class Trainer:
                 if acc.sync_gradients:
                     self.model.after_optimizer_step(phase)
                 prefix = "" if len(self.optimizers) == 1 else f"{phase}/"
-                logs.update({f"{prefix}{k}": float(v.detach()) for k, v in losses.items()})
+                logs.update({f"{prefix}{k}": v.detach() for k, v in losses.items()})  # no host sync here
         return logs
 
     def _set_trainable(self, phase: str) -> None:
@@ -287,26 +289,29 @@ class Trainer:
             for param in self.model.parameters():
                 param.requires_grad_(id(param) in active)
 
-    def _check_finite(self, phase: str, loss: torch.Tensor) -> None:
-        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)
-        if self.accelerator.reduce(bad, "sum").item() == 0:
+    def _check_finite(self, means: dict[str, float]) -> None:
+        """Stop on a NaN or infinite loss since the last check (losses are summed on the device in between)."""
+        bad = non_finite(means)
+        if not bad:
+            self.checked_step = self.state.step
             return
+        first, last = self.checked_step + 1, self.state.step
+        when = f"at step {last}" if first == last else (
+            f"at a step from {first} to {last} (checked every train.log_every steps; train.log_every=1 finds the "
+            "exact step)")
         checkpoints = list_checkpoints(self.output_dir)
-        last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
+        good = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
         raise TrainingDivergedError(
-            f"The {phase} loss became NaN or infinite (here: {float(loss.detach())}) at step "
-            f"{self.state.step + 1} (epoch "
-            f"{self.state.epoch + 1}); training stopped and nothing more was written: {last}. Lower "
-            "train.learning_rate (or set train.max_grad_norm), then resume with --resume latest."
+            f"Training diverged: {', '.join(bad)} became NaN or infinite {when} (epoch {self.state.epoch + 1}); "
+            f"training stopped and nothing more was written: {good}. Lower train.learning_rate (or set "
+            "train.max_grad_norm), then resume with --resume latest."
         )
 
-    def _log(self, running: dict[str, list[float]], progress) -> None:
+    def _log(self, running: RunningMeans, progress) -> None:
         acc = self.accelerator
-        metrics = {}
-        for name, values in running.items():
-            mean = torch.tensor(sum(values) / len(values), device=acc.device)
-            metrics[name] = acc.reduce(mean, "mean").item()
+        metrics = running.reduce(acc)  # the one host sync between two logging steps
         running.clear()
+        self._check_finite(metrics)
         metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
         acc.log(metrics, step=self.state.step)
         self.last_metrics = metrics
