@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
 
@@ -35,8 +36,16 @@ class DataConfig:
     label_column: str | None = None
     holdout_fraction: float = 0.1
     limit: int | None = None
-    num_workers: int = 0
+    #: DataLoader worker processes that decode and resize images; null: one per free CPU core (at most 8), 0 for
+    #: in-memory sources (mnist-5k).
+    num_workers: int | None = None
     cache_dir: str | None = None
+    #: Non-square images: ``center`` crops the centred square before resizing, ``none`` squashes them.
+    crop: str = "center"
+    #: Random horizontal flips of training images (faces, objects; not digits).
+    hflip: bool = False
+    #: An unreadable image: ``error`` stops naming it; ``skip`` logs it and goes on (more than 1% bad still stops).
+    on_bad_image: str = "error"
 
 
 @dataclass
@@ -166,7 +175,10 @@ def _validate(config: TrainingConfig) -> None:
         (all(k in TRACKERS for k in t.trackers), "train.trackers", f"a list of {', '.join(TRACKERS)}"),
         (0 < config.data.holdout_fraction < 1, "data.holdout_fraction", "in (0, 1)"),
         (config.data.limit is None or config.data.limit >= 1, "data.limit", ">= 1 or null"),
-        (config.data.num_workers >= 0, "data.num_workers", ">= 0"),
+        (config.data.num_workers is None or config.data.num_workers >= 0, "data.num_workers", ">= 0 or null"),
+        (config.data.crop in CROPS, "data.crop", f"one of {', '.join(CROPS)}"),
+        (config.data.on_bad_image in BAD_IMAGE_POLICIES, "data.on_bad_image",
+         f"one of {', '.join(BAD_IMAGE_POLICIES)}"),
     ]
     for ok, key, allowed in checks:
         if not ok:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from ..data import dataset_id, describe_source, load_image_dataset
 from ..errors import CheckpointError, ConfigError, VaeganError
 from ..files import apply_umask
+from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
@@ -34,6 +35,7 @@ from .tracking import JSONLinesTracker
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
+BAD_IMAGES_FILE = "bad_images.txt"  # images skipped with data.on_bad_image: skip
 
 
 class TrainingDivergedError(VaeganError, RuntimeError):
@@ -161,7 +163,7 @@ class Trainer:
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
                               "lower train.batch_size or use more data.")
         loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                            num_workers=config.data.num_workers, generator=torch.Generator().manual_seed(t.seed))
+                            generator=torch.Generator().manual_seed(t.seed), **self._worker_options())
         prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
         phases = self.model.training_phases
         optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
@@ -197,11 +199,21 @@ class Trainer:
                            missing, " ".join(missing))
         return [name for name in self.config.train.trackers if name in available]
 
+    def _worker_options(self) -> dict[str, Any]:
+        """DataLoader workers: ``data.num_workers``, or (null) none for in-memory data, else one per free core."""
+        workers = self.config.data.num_workers
+        if workers is None:
+            in_memory = self.config.data.source.strip().lower() == "mnist-5k"
+            workers = 0 if in_memory else auto_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return {"num_workers": workers, "persistent_workers": workers > 0}
+
     def _datasets(self):
         d, size, channels = self.config.data, self.model.config.image_size, self.model.config.in_channels
+        self.bad_images = BadImages(d.on_bad_image, self.output_dir / BAD_IMAGES_FILE)
         common = dict(image_size=size, channels=channels, image_column=d.image_column, label_column=d.label_column,
-                      holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir)
-        train_set = load_image_dataset(d.source, split="train", limit=d.limit, **common)
+                      holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir,
+                      crop=d.crop, on_bad_image=self.bad_images)
+        train_set = load_image_dataset(d.source, split="train", limit=d.limit, hflip=d.hflip, **common)
         try:
             heldout = load_image_dataset(d.source, split="test", limit=min(d.limit or 1000, 1000), **common)
         except (ValueError, OSError) as err:
@@ -225,6 +237,7 @@ class Trainer:
             self.config.save(self.output_dir / "config.yaml")
             if not self.resumed:  # a fresh run starts a fresh metrics log
                 (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
+                (self.output_dir / BAD_IMAGES_FILE).unlink(missing_ok=True)
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
         # Accelerate also steps on an epoch's last, shorter accumulation window.
         steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
@@ -312,6 +325,7 @@ class Trainer:
         metrics = running.reduce(acc)  # the one host sync between two logging steps
         running.clear()
         self._check_finite(metrics)
+        self.bad_images.check(len(self.train_set))
         metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
         acc.log(metrics, step=self.state.step)
         self.last_metrics = metrics
