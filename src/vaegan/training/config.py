@@ -46,6 +46,8 @@ class DataConfig:
     hflip: bool = False
     #: An unreadable image: ``error`` stops naming it; ``skip`` logs it and goes on (more than 1% bad still stops).
     on_bad_image: str = "error"
+    #: ``hf:`` sources only: read the data as a stream (vaegan.streaming); needs train.max_steps.
+    streaming: bool = False
 
 
 @dataclass
@@ -180,6 +182,12 @@ def _validate(config: TrainingConfig) -> None:
         (config.data.on_bad_image in BAD_IMAGE_POLICIES, "data.on_bad_image",
          f"one of {', '.join(BAD_IMAGE_POLICIES)}"),
     ]
+    if config.data.streaming:
+        checks += [
+            (config.data.source.strip().lower().startswith("hf:"), "data.source", "an hf: source with data.streaming"),
+            (t.max_steps is not None, "train.max_steps", "set with data.streaming (a stream has no length)"),
+            (config.data.limit is None, "data.limit", "null with data.streaming (use train.max_steps)"),
+        ]
     for ok, key, allowed in checks:
         if not ok:
             section, name = key.split(".")

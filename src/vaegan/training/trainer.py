@@ -9,6 +9,7 @@ optimizer each), which phases run at a step (``phase_is_active``, e.g. the gener
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from ..errors import CheckpointError, ConfigError, VaeganError
 from ..files import apply_umask
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
+from ..streaming import collate_pairs
 from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
 from .running import RunningMeans, non_finite, prepare_networks
@@ -143,6 +145,7 @@ class Trainer:
         self.push_to_hub = push_to_hub or config.hub.repo_id
         self.init_from = init_from
         t = config.train
+        self.streaming = config.data.streaming
         multi_phase = len(config.model_class.training_phases) > 1
         self.accelerator = Accelerator(
             mixed_precision=t.mixed_precision,
@@ -151,19 +154,25 @@ class Trainer:
             project_dir=str(self.output_dir),
             # A GAN's discriminator phase leaves the generator's parameters without gradients.
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_phase)],
-            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed),
+            # A stream is sharded across processes, not read by process 0 and dispatched (see vaegan.streaming).
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed,
+                                                      dispatch_batches=False if self.streaming else None),
         )
         # Each process draws its own noise (GAN latents, VAE eps); DDP copies rank 0's initial weights to all.
         set_seed(t.seed, device_specific=True)
         with self.accelerator.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
-        if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
+        if not self.streaming and len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
                               "lower train.batch_size or use more data.")
-        loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(t.seed), **self._worker_options())
+        if self.streaming:  # shuffled by the stream itself (shard order + buffer, reseeded by set_epoch)
+            loader = DataLoader(self.train_set, batch_size=t.batch_size, drop_last=True, collate_fn=collate_pairs,
+                                **self._worker_options())
+        else:
+            loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                                generator=torch.Generator().manual_seed(t.seed), **self._worker_options())
         prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
         phases = self.model.training_phases
         optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
@@ -213,6 +222,8 @@ class Trainer:
         common = dict(image_size=size, channels=channels, image_column=d.image_column, label_column=d.label_column,
                       holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir,
                       crop=d.crop, on_bad_image=self.bad_images)
+        if self.streaming:
+            return self._streaming_datasets()
         train_set = load_image_dataset(d.source, split="train", limit=d.limit, hflip=d.hflip, **common)
         try:
             heldout = load_image_dataset(d.source, split="test", limit=min(d.limit or 1000, 1000), **common)
@@ -220,6 +231,24 @@ class Trainer:
             logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
             heldout = None
         return train_set, heldout
+
+    def _streaming_datasets(self):
+        from ..streaming import load_streaming_dataset, load_streaming_heldout
+
+        d, size, channels = self.config.data, self.model.config.image_size, self.model.config.in_channels
+        columns = dict(image_column=d.image_column, label_column=d.label_column, cache_dir=d.cache_dir, crop=d.crop)
+        train_set = load_streaming_dataset(d.source, image_size=size, channels=channels, seed=self.config.train.seed,
+                                           hflip=d.hflip, on_bad_image=self.bad_images, **columns)
+        try:
+            heldout = load_streaming_heldout(d.source, image_size=size, channels=channels, **columns)
+        except (ValueError, OSError) as err:
+            logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
+            heldout = None
+        return train_set, heldout
+
+    def _train_images(self) -> int | None:
+        """Images in the training set; None for a stream (no length)."""
+        return None if self.streaming else len(self.train_set)
 
     def _print(self, message: str) -> None:
         self.accelerator.print(message)
@@ -240,9 +269,13 @@ class Trainer:
                 (self.output_dir / BAD_IMAGES_FILE).unlink(missing_ok=True)
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
         # Accelerate also steps on an epoch's last, shorter accumulation window.
-        steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
-        total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
-        self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
+        if self.streaming:  # a stream has no length: max_steps drives the run
+            total = t.max_steps
+        else:
+            steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
+            total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
+        images = "a stream of images" if self.streaming else f"{len(self.train_set)} images"
+        self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {images}, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
         progress = _progress(total, self.state.step, disable=not acc.is_local_main_process)
         running, self.checked_step = RunningMeans(), self.state.step
@@ -251,6 +284,7 @@ class Trainer:
             self.loader.set_epoch(self.state.epoch)
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
+            exhausted = False
             for images, _ in batches:
                 if t.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
@@ -268,7 +302,9 @@ class Trainer:
                 if self.state.step >= total:
                     done = True
                     break
-            if self.state.batches_in_epoch >= len(self.loader):
+            else:
+                exhausted = True  # the loader ran out: the epoch is over (the only way to know for a stream)
+            if exhausted or (not self.streaming and self.state.batches_in_epoch >= len(self.loader)):
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
                 if self.state.epoch % t.sample_every_epochs == 0:
@@ -325,8 +361,11 @@ class Trainer:
         metrics = running.reduce(acc)  # the one host sync between two logging steps
         running.clear()
         self._check_finite(metrics)
-        self.bad_images.check(len(self.train_set))
-        metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
+        seen = self.state.step * self.config.train.batch_size * acc.num_processes * \
+            self.config.train.gradient_accumulation_steps
+        self.bad_images.check(self._train_images() or seen)
+        metrics["epoch"] = self.state.epoch + (0 if self.streaming else
+                                               self.state.batches_in_epoch / max(len(self.loader), 1))
         acc.log(metrics, step=self.state.step)
         self.last_metrics = metrics
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k != "epoch"}, refresh=False)
@@ -403,7 +442,9 @@ class Trainer:
 
             for buffer in model.buffers():
                 buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
-        model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
+        # (a stream: the AE's prior is fitted to its first 10,240 images)
+        batches = DataLoader(self.train_set, batch_size=256, collate_fn=collate_pairs if self.streaming else None)
+        model.on_train_end(images for images, _ in itertools.islice(batches, 40 if self.streaming else None))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
@@ -440,7 +481,7 @@ class Trainer:
         return {
             "dataset": describe_source(self.config.data.source),
             "dataset_id": dataset_id(self.config.data.source),
-            "train_images": len(self.train_set),
+            "train_images": self._train_images(),
             "epochs": self.state.epoch,
             "steps": self.state.step,
             "batch_size": t.batch_size * acc.num_processes * t.gradient_accumulation_steps,
