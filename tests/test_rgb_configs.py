@@ -67,7 +67,7 @@ def test_config_trains_end_to_end_on_a_stand_in(tmp_path, name):
     data = _stand_in(tmp_path / "data", **stand_in)
     overrides = [f"data.source=hf:{data}", f"train.output_dir={tmp_path / 'run'}", "train.max_steps=2",
                  "train.batch_size=4", "train.log_every=1", "train.num_preview_images=4", "data.num_workers=0",
-                 "train.mixed_precision=no", "train.checkpoint_every=1"]
+                 "train.mixed_precision='no'", "train.checkpoint_every=1"]
     config = load_config(CONFIGS / f"{name}.yaml", overrides)
     try:
         model_dir = train(config)
