@@ -102,3 +102,22 @@ def test_two_cpu_processes_stream_with_workers(numbered, tmp_path):
     assert all(r["steps"] == 4 for r in ranks)
     seen = ranks[0]["seen"] + ranks[1]["seen"]
     assert sorted(seen) == list(range(64)) and not set(ranks[0]["seen"]) & set(ranks[1]["seen"])
+
+
+def test_streaming_bad_images_error_or_skip(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from vaegan.imageprep import BadImages
+
+    Image.new("L", (8, 8), 5).save(tmp_path / "ok.png")
+    ok = {"bytes": (tmp_path / "ok.png").read_bytes(), "path": "ok.png"}
+    rows = [ok] * 5 + [{"bytes": b"not an image", "path": "broken.png"}] + [ok] * 4
+    datasets.Dataset.from_dict({"image": rows}).cast_column("image", datasets.Image()).save_to_disk(tmp_path / "hf")
+    source = f"hf:{tmp_path / 'hf'}"
+    with pytest.raises(ConfigError, match=r"bad image broken\.png.*data\.on_bad_image: skip"):
+        _epoch(load_streaming_dataset(source, image_size=8, channels=1, num_shards=2), workers=0)
+    bad = BadImages("skip", tmp_path / "bad.txt")
+    seen = _epoch(load_streaming_dataset(source, image_size=8, channels=1, num_shards=2, on_bad_image=bad), 2)
+    assert seen == [5] * 9
+    assert bad.skipped()[0].startswith("broken.png\t")
