@@ -38,8 +38,13 @@ def bare_loop(config, dataset, steps: int, warmup: int, device: torch.device) ->
     phases = model.training_phases
     optimizers = {p: make_optimizer(config, p, model.phase_parameters(p)) for p in phases}
     params = {p: {id(q) for q in model.phase_parameters(p)} for p in phases}
+    workers = config.data.num_workers  # null: what the trainer picks (none for mnist-5k, else one per free core)
+    if workers is None:
+        from vaegan.imageprep import auto_num_workers
+
+        workers = 0 if config.data.source.strip().lower() == "mnist-5k" else auto_num_workers()
     loader = DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True, drop_last=True,
-                        num_workers=config.data.num_workers)
+                        num_workers=workers, persistent_workers=workers > 0)
     step, started = 0, None
     while step < warmup + steps:
         for images, _ in loader:
