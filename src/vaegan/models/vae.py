@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .outputs import latent_gaussian_class
 from .validation import check_choice, check_float, check_int
 
+if TYPE_CHECKING:
+    from diffusers.models.autoencoders.vae import DecoderOutput
 
-class LatentGaussian(DiagonalGaussianDistribution):
-    """diffusers' diagonal Gaussian for flat ``(B, latent_dim)`` latents: KL and NLL sum over every latent dim."""
 
-    def kl(self, other: DiagonalGaussianDistribution | None = None) -> torch.Tensor:
-        if other is None:
-            terms = self.mean.pow(2) + self.var - 1.0 - self.logvar
-        else:
-            terms = (self.mean - other.mean).pow(2) / other.var + self.var / other.var - 1.0 - self.logvar \
-                + other.logvar
-        return 0.5 * terms.flatten(1).sum(1)
+def __getattr__(name: str) -> Any:
+    if name == "LatentGaussian":  # built on first use: see vaegan.models.outputs
+        return latent_gaussian_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def nll(self, sample: torch.Tensor, dims: Sequence[int] | None = None) -> torch.Tensor:
-        log_two_pi = torch.log(torch.tensor(2.0 * torch.pi, dtype=self.mean.dtype))
-        terms = log_two_pi + self.logvar + (sample - self.mean).pow(2) / self.var
-        return 0.5 * terms.flatten(1).sum(1)
 
 
 class VAE(Autoencoder):
@@ -75,7 +69,7 @@ class VAE(Autoencoder):
 
     def encode(self, images: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
         """Images in [0, 1] -> ``AutoencoderKLOutput(latent_dist=...)``, a diagonal Gaussian over latents."""
-        dist = LatentGaussian(self.encoder(images))
+        dist = latent_gaussian_class()(self.encoder(images))
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
     def forward(self, sample: torch.Tensor, sample_posterior: bool = False,

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
 
@@ -36,11 +37,21 @@ class DataConfig:
     label_column: str | None = None
     holdout_fraction: float = 0.1
     limit: int | None = None
-    num_workers: int = 0
+    #: DataLoader worker processes that decode and resize images; null: one per free CPU core (at most 8), 0 for
+    #: in-memory sources (mnist-5k).
+    num_workers: int | None = None
     cache_dir: str | None = None
     #: Images of another size or channel count than the model's: resized and converted (true) or refused (false).
     #: Default (null): resized, except when fine-tuning a pretrained model on other data than its own: refused.
     resize: bool | None = None
+    #: Non-square images: ``center`` crops the centred square before resizing, ``none`` squashes them.
+    crop: str = "center"
+    #: Random horizontal flips of training images (faces, objects; not digits).
+    hflip: bool = False
+    #: An unreadable image: ``error`` stops naming it; ``skip`` logs it and goes on (more than 1% bad still stops).
+    on_bad_image: str = "error"
+    #: ``hf:`` sources only: read the data as a stream (vaegan.streaming); needs train.max_steps.
+    streaming: bool = False
 
 
 @dataclass
@@ -76,6 +87,10 @@ class TrainConfig:
     #: A metric of the periodic evaluations; the saved model is the one where it was best (lower or higher,
     #: as the metric defines), kept in ``OUTPUT/best_model``.
     select_best_by: str | None = None
+    #: ``torch.compile`` each network (first steps are slow while it compiles; pays off on long GPU runs).
+    compile: bool = False
+    #: channels-last (NHWC) memory format for conv weights and batches: faster on GPUs with tensor cores.
+    channels_last: bool = False
 
 
 @dataclass
@@ -175,8 +190,17 @@ def _validate(config: TrainingConfig) -> None:
         (all(k in TRACKERS for k in t.trackers), "train.trackers", f"a list of {', '.join(TRACKERS)}"),
         (0 < config.data.holdout_fraction < 1, "data.holdout_fraction", "in (0, 1)"),
         (config.data.limit is None or config.data.limit >= 1, "data.limit", ">= 1 or null"),
-        (config.data.num_workers >= 0, "data.num_workers", ">= 0"),
+        (config.data.num_workers is None or config.data.num_workers >= 0, "data.num_workers", ">= 0 or null"),
+        (config.data.crop in CROPS, "data.crop", f"one of {', '.join(CROPS)}"),
+        (config.data.on_bad_image in BAD_IMAGE_POLICIES, "data.on_bad_image",
+         f"one of {', '.join(BAD_IMAGE_POLICIES)}"),
     ]
+    if config.data.streaming:
+        checks += [
+            (config.data.source.strip().lower().startswith("hf:"), "data.source", "an hf: source with data.streaming"),
+            (t.max_steps is not None, "train.max_steps", "set with data.streaming (a stream has no length)"),
+            (config.data.limit is None, "data.limit", "null with data.streaming (use train.max_steps)"),
+        ]
     for ok, key, allowed in checks:
         if not ok:
             section, name = key.split(".")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: Files the trainer writes at the top of ``output_dir``.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "training_summary.json", "samples.png", "interpolation.png",
-             "interpolation.gif", "best.json")
+             "interpolation.gif", "best.json", "bad_images.txt")
 #: Written last by a run that finished: its presence means "this run is done".
 FINISHED_MARKER = "training_summary.json"
 #: Files of the final ``model/`` folder (save_pretrained, model card, trainer extras).

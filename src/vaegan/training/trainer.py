@@ -9,13 +9,13 @@ optimizer each), which phases run at a step (``phase_is_active``, e.g. the gener
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,24 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data import dataset_id, describe_source, load_image_dataset
-from ..errors import ConfigError, VaeganError
+from ..errors import CheckpointError, ConfigError, VaeganError
+from ..files import apply_umask
+from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
+from ..streaming import collate_pairs
+from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
 from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
 from .progress import Progress
+from .running import RunningMeans, non_finite, prepare_networks
 from .tracking import JSONLinesTracker
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "step_"
+BAD_IMAGES_FILE = "bad_images.txt"  # images skipped with data.on_bad_image: skip
 
 
 class TrainingDivergedError(VaeganError, RuntimeError):
@@ -84,12 +90,12 @@ def resolve_resume(output_dir: str | Path, resume: str) -> Path:
         if not checkpoints:
             raise ConfigError(f"--resume latest: no checkpoint in {Path(output_dir) / 'checkpoints'}; start without "
                               "--resume, or pass the path of a checkpoint folder.")
-        return checkpoints[-1]
+        return pick_resume_checkpoint(checkpoints, resume, output_dir)
     path = Path(resume)
-    if not (path / "trainer_state.json").is_file():
+    if path.is_dir() and not (path / "trainer_state.json").is_file() and not (path / MANIFEST).is_file():
         raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
                           f"{Path(output_dir) / 'checkpoints'}).")
-    return path
+    return pick_resume_checkpoint([], resume, output_dir)
 
 
 def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeModel:
@@ -149,6 +155,7 @@ class Trainer:
             raise ConfigError(f"--overwrite would delete the model being fine-tuned ({init_from} is inside "
                               f"{self.output_dir}); choose another train.output_dir.")
         t = config.train
+        self.streaming = config.data.streaming
         multi_phase = len(config.model_class.training_phases) > 1
         self.accelerator = Accelerator(
             mixed_precision=t.mixed_precision,
@@ -157,7 +164,9 @@ class Trainer:
             project_dir=str(self.output_dir),
             # A GAN's discriminator phase leaves the generator's parameters without gradients.
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=multi_phase)],
-            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed),
+            # A stream is sharded across processes, not read by process 0 and dispatched (see vaegan.streaming).
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=t.seed,
+                                                      dispatch_batches=False if self.streaming else None),
         )
         # Each process draws its own noise (GAN latents, VAE eps); DDP copies rank 0's initial weights to all.
         set_seed(t.seed, device_specific=True)
@@ -169,12 +178,17 @@ class Trainer:
         if shape_check_applies(config, init_from, base_config):
             check_data_shape(self.train_set, self.model, source=config.data.source,
                              model_name=init_from or f"({config.model['class']} of the config)")
-        if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
+        if not self.streaming and len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
                               "lower train.batch_size or use more data.")
-        loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                            num_workers=config.data.num_workers, generator=torch.Generator().manual_seed(t.seed))
+        if self.streaming:  # shuffled by the stream itself (shard order + buffer, reseeded by set_epoch)
+            loader = DataLoader(self.train_set, batch_size=t.batch_size, drop_last=True, collate_fn=collate_pairs,
+                                **self._worker_options())
+        else:
+            loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                                generator=torch.Generator().manual_seed(t.seed), **self._worker_options())
+        prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
         phases = self.model.training_phases
         optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
         prepared = self.accelerator.prepare(PhaseLoss(self.model), *optimizers, loader)
@@ -185,7 +199,11 @@ class Trainer:
         self.resumed = resume is not None
         if resume:
             path = resolve_resume(self.output_dir, resume)
-            self.accelerator.load_state(str(path))
+            try:
+                self.accelerator.load_state(str(path))
+            except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
+                raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
+                                      "earlier checkpoint of the run.") from err
             self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
@@ -213,17 +231,47 @@ class Trainer:
                            missing, " ".join(missing))
         return [name for name in self.config.train.trackers if name in available]
 
+    def _worker_options(self) -> dict[str, Any]:
+        """DataLoader workers: ``data.num_workers``, or (null) none for in-memory data, else one per free core."""
+        workers = self.config.data.num_workers
+        if workers is None:
+            in_memory = self.config.data.source.strip().lower() == "mnist-5k"
+            workers = 0 if in_memory else auto_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return {"num_workers": workers, "persistent_workers": workers > 0}
+
     def _datasets(self):
         d, size, channels = self.config.data, self.model.config.image_size, self.model.config.in_channels
+        self.bad_images = BadImages(d.on_bad_image, self.output_dir / BAD_IMAGES_FILE)
         common = dict(image_size=size, channels=channels, image_column=d.image_column, label_column=d.label_column,
-                      holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir)
-        train_set = load_image_dataset(d.source, split="train", limit=d.limit, **common)
+                      holdout_fraction=d.holdout_fraction, seed=self.config.train.seed, cache_dir=d.cache_dir,
+                      crop=d.crop, on_bad_image=self.bad_images)
+        if self.streaming:
+            return self._streaming_datasets()
+        train_set = load_image_dataset(d.source, split="train", limit=d.limit, hflip=d.hflip, **common)
         try:
             heldout = load_image_dataset(d.source, split="test", limit=min(d.limit or 1000, 1000), **common)
         except (ValueError, OSError) as err:
             logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
             heldout = None
         return train_set, heldout
+
+    def _streaming_datasets(self):
+        from ..streaming import load_streaming_dataset, load_streaming_heldout
+
+        d, size, channels = self.config.data, self.model.config.image_size, self.model.config.in_channels
+        columns = dict(image_column=d.image_column, label_column=d.label_column, cache_dir=d.cache_dir, crop=d.crop)
+        train_set = load_streaming_dataset(d.source, image_size=size, channels=channels, seed=self.config.train.seed,
+                                           hflip=d.hflip, on_bad_image=self.bad_images, **columns)
+        try:
+            heldout = load_streaming_heldout(d.source, image_size=size, channels=channels, **columns)
+        except (ValueError, OSError) as err:
+            logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
+            heldout = None
+        return train_set, heldout
+
+    def _train_images(self) -> int | None:
+        """Images in the training set; None for a stream (no length)."""
+        return None if self.streaming else len(self.train_set)
 
     def _print(self, message: str) -> None:
         self.accelerator.print(message)
@@ -248,23 +296,30 @@ class Trainer:
             if not self.resumed:  # a fresh run starts a fresh metrics log and a fresh best model
                 (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
                 self.eval_hook.forget_best()
+                (self.output_dir / BAD_IMAGES_FILE).unlink(missing_ok=True)
         acc.wait_for_everyone()
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
         # Accelerate also steps on an epoch's last, shorter accumulation window.
-        steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
-        total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
-        self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {len(self.train_set)} images, "
+        if self.streaming:  # a stream has no length: max_steps drives the run
+            total = t.max_steps
+        else:
+            steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
+            total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
+        images = "a stream of images" if self.streaming else f"{len(self.train_set)} images"
+        self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {images}, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
         progress = Progress(total, self.state.step, enabled=acc.is_local_main_process)
-        running: dict[str, list[float]] = defaultdict(list)
+        running, self.checked_step = RunningMeans(), self.state.step
         started, done = time.time(), self.state.step >= total
         while not done and self.state.epoch < t.epochs:
             self.loader.set_epoch(self.state.epoch)
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
+            exhausted = False
             for images, _ in batches:
-                for name, value in self._train_batch(images).items():
-                    running[name].append(value)
+                if t.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                running.add(self._train_batch(images))
                 self.state.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
@@ -273,12 +328,15 @@ class Trainer:
                 if self.state.step % t.log_every == 0 or self.state.step == total:
                     self._log(running, progress)
                 if self.state.step % t.checkpoint_every == 0:
+                    self._check_finite(running.reduce(acc))  # never checkpoint diverged weights
                     self.save_checkpoint()
                 self.eval_hook.step(self.model, self.state.step)
                 if self.state.step >= total:
                     done = True
                     break
-            if self.state.batches_in_epoch >= len(self.loader):
+            else:
+                exhausted = True  # the loader ran out: the epoch is over (the only way to know for a stream)
+            if exhausted or (not self.streaming and self.state.batches_in_epoch >= len(self.loader)):
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
                 if self.state.epoch % t.sample_every_epochs == 0:
@@ -286,7 +344,7 @@ class Trainer:
         progress.close()
         return self._finish(time.time() - started)
 
-    def _train_batch(self, images: torch.Tensor) -> dict[str, float]:
+    def _train_batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         acc, logs = self.accelerator, {}
         with acc.accumulate(self.loss_module):
             for phase, optimizer in self.optimizers.items():
@@ -294,7 +352,6 @@ class Trainer:
                     continue
                 self._set_trainable(phase)
                 losses = self.loss_module(images, phase=phase, step=self.state.step)
-                self._check_finite(phase, losses["loss"])
                 acc.backward(losses["loss"])
                 if acc.sync_gradients and self.config.train.max_grad_norm:
                     acc.clip_grad_norm_(self.model.phase_parameters(phase), self.config.train.max_grad_norm)
@@ -303,7 +360,7 @@ class Trainer:
                 if acc.sync_gradients:
                     self.model.after_optimizer_step(phase)
                 prefix = "" if len(self.optimizers) == 1 else f"{phase}/"
-                logs.update({f"{prefix}{k}": float(v.detach()) for k, v in losses.items()})
+                logs.update({f"{prefix}{k}": v.detach() for k, v in losses.items()})  # no host sync here
         return logs
 
     def _set_trainable(self, phase: str) -> None:
@@ -313,27 +370,34 @@ class Trainer:
             for param in self.model.parameters():
                 param.requires_grad_(id(param) in active)
 
-    def _check_finite(self, phase: str, loss: torch.Tensor) -> None:
-        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)
-        if self.accelerator.reduce(bad, "sum").item() == 0:
+    def _check_finite(self, means: dict[str, float]) -> None:
+        """Stop on a NaN or infinite loss since the last check (losses are summed on the device in between)."""
+        bad = non_finite(means)
+        if not bad:
+            self.checked_step = self.state.step
             return
+        first, last = self.checked_step + 1, self.state.step
+        when = f"at step {last}" if first == last else (
+            f"at a step from {first} to {last} (checked every train.log_every steps; train.log_every=1 finds the "
+            "exact step)")
         checkpoints = list_checkpoints(self.output_dir)
-        last = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
+        good = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
         raise TrainingDivergedError(
-            f"The {phase} loss became NaN or infinite (here: {float(loss.detach())}) at step "
-            f"{self.state.step + 1} (epoch "
-            f"{self.state.epoch + 1}); training stopped and nothing more was written: {last}. Lower "
-            "train.learning_rate (or set train.max_grad_norm), then resume with --resume latest."
+            f"Training diverged: {', '.join(bad)} became NaN or infinite {when} (epoch {self.state.epoch + 1}); "
+            f"training stopped and nothing more was written: {good}. Lower train.learning_rate (or set "
+            "train.max_grad_norm), then resume with --resume latest."
         )
 
-    def _log(self, running: dict[str, list[float]], progress) -> None:
+    def _log(self, running: RunningMeans, progress) -> None:
         acc = self.accelerator
-        metrics = {}
-        for name, values in running.items():
-            mean = torch.tensor(sum(values) / len(values), device=acc.device)
-            metrics[name] = acc.reduce(mean, "mean").item()
+        metrics = running.reduce(acc)  # the one host sync between two logging steps
         running.clear()
-        metrics["epoch"] = self.state.epoch + self.state.batches_in_epoch / max(len(self.loader), 1)
+        self._check_finite(metrics)
+        seen = self.state.step * self.config.train.batch_size * acc.num_processes * \
+            self.config.train.gradient_accumulation_steps
+        self.bad_images.check(self._train_images() or seen)
+        metrics["epoch"] = self.state.epoch + (0 if self.streaming else
+                                               self.state.batches_in_epoch / max(len(self.loader), 1))
         acc.log(metrics, step=self.state.step)
         self.last_metrics = metrics
         progress.log(metrics)
@@ -352,6 +416,8 @@ class Trainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+            write_manifest(staging)
+            apply_umask(staging)  # safetensors writes 0600 files
             shutil.rmtree(final, ignore_errors=True)
             os.replace(staging, final)
             for old in list_checkpoints(self.output_dir)[: -self.config.train.checkpoints_total_limit]:
@@ -409,7 +475,9 @@ class Trainer:
             for buffer in model.buffers():
                 buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
         best = self.eval_hook.restore_best(model)
-        model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
+        # (a stream: the AE's prior is fitted to its first 10,240 images)
+        batches = DataLoader(self.train_set, batch_size=256, collate_fn=collate_pairs if self.streaming else None)
+        model.on_train_end(images for images, _ in itertools.islice(batches, 40 if self.streaming else None))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
@@ -452,7 +520,7 @@ class Trainer:
         return {
             "dataset": describe_source(self.config.data.source),
             "dataset_id": dataset_id(self.config.data.source),
-            "train_images": len(self.train_set),
+            "train_images": self._train_images(),
             "epochs": self.state.epoch,
             "steps": self.state.step,
             "batch_size": t.batch_size * acc.num_processes * t.gradient_accumulation_steps,

@@ -1,0 +1,120 @@
+"""--resume checks checkpoints: `latest` falls back from a damaged newest one, a damaged PATH is a clear error."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+from training_utils import reset_accelerate_state
+
+from vaegan.errors import CheckpointError
+from vaegan.training import Trainer, train
+from vaegan.training.checkpoints import MANIFEST, checkpoint_problem
+from vaegan.training.config import config_from_dict
+from vaegan.training.trainer import list_checkpoints, resolve_resume
+
+
+def _config(output_dir, **train):
+    return config_from_dict({
+        "model": {"class": "VAE", "latent_dim": 2, "block_out_channels": [4, 8], "strides": [2, 2]},
+        "data": {"source": "mnist-5k", "limit": 128},
+        "train": {"output_dir": str(output_dir), "epochs": 2, "batch_size": 32, "checkpoint_every": 2,
+                  "num_preview_images": 4, **train},
+    })
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A run stopped at step 6 with checkpoints at steps 2, 4 and 6."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    try:
+        train(_config(out, max_steps=6))
+    finally:
+        reset_accelerate_state()
+    return out
+
+
+@pytest.fixture
+def run(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+def _step(run, n):
+    return run / "checkpoints" / f"step_{n:08d}"
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_checkpoints_are_whole_and_have_a_manifest(run):
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000002", "step_00000004", "step_00000006"]
+    for checkpoint in list_checkpoints(run):
+        assert (checkpoint / MANIFEST).is_file()
+        assert checkpoint_problem(checkpoint) is None
+
+
+def test_latest_skips_a_truncated_newest_checkpoint_and_names_it(run, caplog):
+    _truncate(_step(run, 6) / "model.safetensors")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_resume(run, "latest") == _step(run, 4)
+    assert "step_00000006" in caplog.text and "model.safetensors has" in caplog.text and "truncated" in caplog.text
+
+
+@pytest.mark.parametrize("victim", ["optimizer.bin", "trainer_state.json", "random_states_0.pkl"])
+def test_latest_skips_checkpoints_with_deleted_files(run, victim, caplog):
+    (_step(run, 6) / victim).unlink()
+    (_step(run, 4) / "model.safetensors").unlink()
+    with caplog.at_level(logging.WARNING):
+        assert resolve_resume(run, "latest") == _step(run, 2)
+    assert f"missing: {victim}" in caplog.text and "missing: model.safetensors" in caplog.text
+
+
+def test_resume_latest_continues_from_the_previous_good_checkpoint(run):
+    _truncate(_step(run, 6) / "optimizer.bin")
+    try:
+        trainer = Trainer(_config(run, max_steps=8), resume="latest")
+        assert trainer.state.step == 4
+        trainer.train()
+    finally:
+        reset_accelerate_state()
+    assert trainer.state.step == 8 and (run / "model" / "config.json").is_file()
+
+
+def test_resume_path_to_a_damaged_checkpoint_is_a_clear_error(run):
+    _truncate(_step(run, 6) / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"step_00000006: the checkpoint is damaged: .*model.safetensors has"):
+        resolve_resume(run, str(_step(run, 6)))
+    with pytest.raises(CheckpointError, match="damaged"):
+        Trainer(_config(run), resume=str(_step(run, 6)))
+    reset_accelerate_state()
+
+
+def test_every_checkpoint_damaged(run):
+    for checkpoint in list_checkpoints(run):
+        (checkpoint / "optimizer.bin").unlink()
+    with pytest.raises(CheckpointError, match="every checkpoint .* is damaged"):
+        resolve_resume(run, "latest")
+
+
+def test_checkpoint_without_manifest_from_before_manifests(run):
+    """Checkpoints written before manifests existed still resume, and are still checked as far as possible."""
+    for checkpoint in list_checkpoints(run):
+        (checkpoint / MANIFEST).unlink()
+    assert resolve_resume(run, "latest") == _step(run, 6)
+    _truncate(_step(run, 6) / "model.safetensors")
+    (_step(run, 4) / "trainer_state.json").unlink()
+    assert "model.safetensors is unreadable" in checkpoint_problem(_step(run, 6))
+    assert resolve_resume(run, "latest") == _step(run, 2)
+
+
+def test_corrupt_bytes_of_the_same_size(run):
+    path = _step(run, 6) / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:16] = b"\xff" * 8  # inside the JSON header
+    path.write_bytes(bytes(data))
+    assert "unreadable" in checkpoint_problem(_step(run, 6))
