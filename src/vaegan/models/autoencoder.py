@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,8 @@ from diffusers.models.autoencoders.vae import DecoderOutput
 from ..errors import ConfigError
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
-from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+from .priors import GaussianMixturePrior
+from .validation import MAX_IMAGE_SIZE, MAX_PARAMETERS, check_choice, check_float, check_int, check_int_list
 
 ARCHITECTURES = ("conv", "mlp")
 RECONSTRUCTION_LOSSES = ("bce", "mse")
@@ -27,6 +28,16 @@ def reconstruction_loss(logits: torch.Tensor, images: torch.Tensor, kind: str, w
         per_pixel = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
         return per_pixel.flatten(1).sum(1).mean()
     return weight * F.mse_loss(torch.sigmoid(logits), images, reduction="none").flatten(1).mean(1).mean()
+
+
+def mixture_prior(latent_dim: int, components: int) -> GaussianMixturePrior:
+    """An unfitted ``prior: gmm`` after checking ``prior_components`` and the size of its buffers."""
+    check_int("prior_components", components, maximum=1000)
+    if components * latent_dim**2 > MAX_PARAMETERS:
+        raise ConfigError(f"prior_components={components} with latent_dim={latent_dim} would store "
+                          f"{components * latent_dim**2:,} covariance values, more than the {MAX_PARAMETERS:,} "
+                          "vaegan allows; use fewer components or a smaller latent_dim.")
+    return GaussianMixturePrior(latent_dim, components)
 
 
 class Autoencoder(GenerativeModel):
@@ -90,6 +101,11 @@ class Autoencoder(GenerativeModel):
         """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
         images = self.decode_latents(latents)
         return DecoderOutput(sample=images) if return_dict else (images,)
+
+    def training_latents(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Latent codes (posterior modes) ``(N, latent_dim)`` of all images in ``batches``, in evaluation mode."""
+        with self._eval_mode():
+            return torch.cat([self.encode_images(images.to(self.device, self.dtype)) for images in batches])
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""
