@@ -20,7 +20,7 @@ from vaegan.models.augment import cutout, diff_augment, translation
 from vaegan.models.ema import warmed_up_decay
 from vaegan.models.priors import GaussianMixturePrior
 from vaegan.models.regularizers import r1_penalty
-from vaegan.training import train
+from vaegan.training import Trainer, train
 from vaegan.training.config import config_from_dict
 from vaegan.training.trainer import list_checkpoints
 
@@ -378,3 +378,22 @@ def test_tiny_run_of_each_option_has_finite_losses(tmp_path, model):
     loaded = AutoModel.from_pretrained(model_dir)
     images = loaded.sample(3, generator=gen(0))
     assert images.shape == (3, 1, 28, 28) and torch.isfinite(images).all()
+
+
+def test_fine_tuning_can_switch_the_new_options_on_and_off(tmp_path):
+    """--init-from a model saved without EMA / with another prior: the new state is built, not refused."""
+    torch.manual_seed(0)
+    GAN(**MLP_GAN).save_pretrained(tmp_path / "gan", model_card=False)
+    config = _config(tmp_path / "gan-ema", {"class": "GAN", **MLP_GAN, "ema_decay": 0.9})
+    model = Trainer(config, init_from=str(tmp_path / "gan")).model
+    assert model.has_ema and int(model.generator_ema.updates) == 0
+    for name, tensor in model.generator.state_dict().items():
+        assert torch.equal(model.generator_ema.network.state_dict()[name], tensor), name
+    reset_accelerate_state()
+    model.save_pretrained(tmp_path / "gan-with-ema", model_card=False)
+    config = _config(tmp_path / "gan-plain", {"class": "GAN", **MLP_GAN, "ema_decay": 0.0})
+    assert not Trainer(config, init_from=str(tmp_path / "gan-with-ema")).model.has_ema
+    reset_accelerate_state()
+    config = _config(tmp_path / "ae-gmm", {"class": "AE", **TINY_AE, "prior": "gmm", "prior_components": 2})
+    model = Trainer(config, init_from=str(DATA / "ae-gaussian-prior-v0")).model
+    assert model.config.prior == "gmm" and not model.has_prior  # refitted at the end of training

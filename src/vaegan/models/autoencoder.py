@@ -102,6 +102,16 @@ class Autoencoder(GenerativeModel):
         images = self.decode_latents(latents)
         return DecoderOutput(sample=images) if return_dict else (images,)
 
+    def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A pretrained prior of another kind (``prior`` changed) gives way to this model's, refitted after training."""
+        def is_prior(key: str) -> bool:
+            return key.startswith(("prior_", "latent_prior."))
+
+        own = {k: v for k, v in self.state_dict().items() if is_prior(k)}
+        if {k for k in state if is_prior(k)} == own.keys():
+            return state
+        return {**{k: v for k, v in state.items() if not is_prior(k)}, **own}
+
     def training_latents(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """Latent codes (posterior modes) ``(N, latent_dim)`` of all images in ``batches``, in evaluation mode."""
         with self._eval_mode():

@@ -223,6 +223,15 @@ class GAN(GenerativeModel):
         (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
+    def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Switching ``ema_decay`` on starts the average at the pretrained generator; switching it off drops it."""
+        state = {k: v for k, v in state.items() if self.has_ema or not k.startswith("generator_ema.")}
+        if self.has_ema and "generator_ema.updates" not in state:
+            state.update({f"generator_ema.network.{k[len('generator.'):]}": v.clone() for k, v in state.items()
+                          if k.startswith("generator.")})
+            state["generator_ema.updates"] = torch.zeros((), dtype=torch.int64)
+        return state
+
     def after_optimizer_step(self, phase: str) -> None:
         if phase == "generator" and self.has_ema:
             self.generator_ema.update(self.generator)
