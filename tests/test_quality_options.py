@@ -184,9 +184,15 @@ def test_cutout_zeroes_one_square_per_image():
         assert zero.sum() == len(rows) * len(cols)  # a (clipped) rectangle
 
 
-def test_diff_augment_unknown_policy_is_a_config_error():
+def test_diff_augment_policy_parsing():
+    assert GAN(**MLP_GAN, diff_augment=" translation, cutout").augment_policy == ("translation", "cutout")
+    assert GAN(**MLP_GAN, diff_augment=["color", "cutout"]).augment_policy == ("color", "cutout")
     with pytest.raises(ConfigError, match="unknown policy 'flip'.*color, translation, cutout"):
         GAN(**MLP_GAN, diff_augment="translation,flip")
+    with pytest.raises(ConfigError, match="twice"):
+        GAN(**MLP_GAN, diff_augment="cutout,cutout")
+    with pytest.raises(ConfigError, match="comma-separated"):
+        GAN(**MLP_GAN, diff_augment=3)
 
 
 def test_diff_augment_gradients_reach_the_generator():

@@ -16,6 +16,8 @@ over the batch). Pass a seeded ``torch.Generator`` for reproducible draws.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..errors import ConfigError
@@ -23,29 +25,33 @@ from ..errors import ConfigError
 POLICIES = ("color", "translation", "cutout")
 
 
-def parse_policy(policy: str | None) -> tuple[str, ...]:
-    """``"color, cutout"`` -> ``("color", "cutout")``; ``None`` or ``""`` -> ``()``. Unknown names raise ConfigError."""
+def parse_policy(policy: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"color, cutout"`` (or a list of names) -> ``("color", "cutout")``; ``None`` or ``""`` -> ``()``.
+
+    Unknown names raise :class:`~vaegan.errors.ConfigError`.
+    """
     if policy is None:
         return ()
-    if not isinstance(policy, str):
+    if isinstance(policy, str):
+        policy = policy.split(",")
+    if not isinstance(policy, Sequence) or not all(isinstance(name, str) for name in policy):
         raise ConfigError(f"diff_augment must be a comma-separated string such as 'translation,cutout', "
                           f"got {policy!r}.")
-    names = tuple(name.strip() for name in policy.split(",") if name.strip())
+    names = tuple(name.strip() for name in policy if name.strip())
     unknown = [name for name in names if name not in POLICIES]
     if unknown:
         raise ConfigError(f"diff_augment: unknown policy {unknown[0]!r}; choose a comma-separated subset of "
                           f"{', '.join(POLICIES)} (e.g. 'color,translation,cutout'), or leave it empty to switch "
                           "it off.")
     if len(set(names)) != len(names):
-        raise ConfigError(f"diff_augment lists a policy twice: {policy!r}.")
+        raise ConfigError(f"diff_augment lists a policy twice: {', '.join(names)}.")
     return names
 
 
-def diff_augment(images: torch.Tensor, policy: str | tuple[str, ...] | None,
+def diff_augment(images: torch.Tensor, policy: str | Sequence[str] | None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply the DiffAugment ``policy`` to ``images`` ``(B, C, H, W)``; the identity when the policy is empty."""
-    names = parse_policy(policy) if isinstance(policy, str | None) else policy
-    for name in names:
+    for name in parse_policy(policy):
         images = _OPS[name](images, generator)
     return images
 
