@@ -96,6 +96,18 @@ def test_sample_uses_the_ema_generator_unless_told_otherwise():
     torch.testing.assert_close(model.sample(5, generator=gen(0)), via_raw, rtol=0, atol=0)
 
 
+def test_pipeline_samples_the_ema_generator():
+    from vaegan.pipelines import GANPipeline
+
+    torch.manual_seed(0)
+    model = GAN(**MLP_GAN, ema_decay=0.5)
+    for _ in range(3):
+        _sgd_step(model, "generator", lr=1.0)
+    images = GANPipeline(model)(batch_size=3, generator=gen(0), output_type="pt").images
+    torch.testing.assert_close(images, model.sample(3, generator=gen(0)), rtol=0, atol=0)
+    assert not torch.allclose(images, model.sample(3, generator=gen(0), use_ema=False))
+
+
 def test_ema_survives_save_and_load(tmp_path):
     torch.manual_seed(0)
     model = GAN(**DCGAN, ema_decay=0.9)
