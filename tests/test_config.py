@@ -14,7 +14,8 @@ from vaegan.training.config import config_from_dict
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 VAE_CONFIG = Path(__file__).parents[1] / "configs" / "mnist-vae.yaml"
 EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp",
-            "cifar10-dcgan", "celeba64-vae", "celeba64-dcgan", "fashion-mnist-vae"}  # the last four: test_rgb_configs
+            "mnist-sngan", "cifar10-dcgan", "celeba64-vae", "celeba64-dcgan",
+            "fashion-mnist-vae"}  # the last four: test_rgb_configs
 
 
 def test_every_seed_model_has_a_config():

@@ -345,7 +345,7 @@ def test_vae_loss(family, recon):
     assert torch.allclose(out["loss"].detach(), out["reconstruction"] + 0.5 * out["kl"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["minimax", "non_saturating", "wgan", "wgan_gp"])
+@pytest.mark.parametrize("loss", ["minimax", "non_saturating", "wgan", "wgan_gp", "hinge"])
 @pytest.mark.parametrize("family", ["gan-dcgan", "gan-mlp"])
 def test_gan_losses_for_each_phase(family, loss):
     model = make(family, loss=loss)
@@ -374,7 +374,7 @@ def test_gan_instance_noise_anneals():
 
 @pytest.mark.parametrize(("loss", "n_critic", "expected"), [
     ("wgan", None, 5), ("wgan_gp", None, 5), ("non_saturating", None, 1), ("minimax", None, 1), ("wgan", 3, 3),
-    ("non_saturating", 2, 2),
+    ("non_saturating", 2, 2), ("hinge", None, 1),
 ])
 def test_gan_phase_is_active_follows_n_critic(loss, n_critic, expected):
     model = make("gan-mlp", loss=loss, n_critic=n_critic)
@@ -612,7 +612,7 @@ INVALID_CONFIGS = [
     (VAE, {"architecture": "resnet"}, ["architecture", "'conv'", "'mlp'"]),
     (AE, {"architecture": "dcgan"}, ["architecture", "'conv'", "'mlp'"]),
     (GAN, {"architecture": "stylegan"}, ["architecture", "'mlp'", "'dcgan'"]),
-    (GAN, {"loss": "hinge"}, ["loss", "'minimax'", "'non_saturating'", "'wgan'", "'wgan_gp'"]),
+    (GAN, {"loss": "lsgan"}, ["loss", "'minimax'", "'non_saturating'", "'wgan'", "'wgan_gp'", "'hinge'"]),
     (VAE, {"activation": "tanh"}, ["activation", "'leaky_relu'", "'relu'", "'gelu'"]),
     (AE, {"activation": "swish"}, ["activation", "'silu'"]),
     (VAE, {"reconstruction_loss": "l1"}, ["reconstruction_loss", "'bce'", "'mse'"]),
@@ -627,7 +627,7 @@ INVALID_CONFIGS = [
     (VAE, {"batch_norm": "yes"}, ["batch_norm"]),
     (VAE, {"image_size": 2}, ["image_size"]),
     (GAN, {"image_size": 7}, ["image_size", "mlp"]),
-    (GAN, {"discriminator_norm": "spectral"}, ["discriminator_norm", "'batch'", "'layer'"]),
+    (GAN, {"discriminator_norm": "weight"}, ["discriminator_norm", "'batch'", "'layer'", "'spectral'"]),
     (GAN, {"n_critic": 0}, ["n_critic"]),
     (GAN, {"clip_value": 0.0}, ["clip_value"]),
     (GAN, {"base_channels": 0}, ["base_channels"]),

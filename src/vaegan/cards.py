@@ -162,7 +162,7 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
     if not model.can_sample:
         return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
-                "at the end of training), or use a VAE, whose prior is built in.")
+                "at the end of training), or use a VAE with its built-in standard-normal prior.")
     try:
         images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED))
         grid = make_grid(images.float().cpu(), nrow=CARD_GRID_ROWS)

@@ -1,4 +1,4 @@
-"""The plain autoencoder, its MSE loss and the Gaussian prior fitted after training."""
+"""The plain autoencoder, its MSE loss and the latent prior fitted after training (a Gaussian or a mixture)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
-from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
 from .outputs import encoder_output
 from .validation import MAX_PARAMETERS, check_choice, check_int
 
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 
+PRIORS = ("gaussian", "gmm")
+
 
 class AE(Autoencoder):
     """Deterministic autoencoder trained with a reconstruction loss (MSE by default).
 
-    An AE has no prior: after training, :meth:`fit_prior` stores a Gaussian fitted to the training
-    latents inside the model (saved with it) so that :meth:`sample` works — and shows why an AE is a
-    poor generator: its latent space has holes the Gaussian does not know about.
+    An AE has no prior: after training, :meth:`fit_prior` stores a density fitted to the training
+    latents inside the model (saved with it) so that :meth:`sample` works. ``prior="gaussian"`` fits one
+    full-covariance Gaussian — and shows why an AE is a poor generator: its latent space has holes the
+    Gaussian does not know about; ``prior="gmm"`` fits a mixture of ``prior_components`` Gaussians
+    (Ghosh et al., 2020, :mod:`vaegan.models.priors`), which follows the clusters of the codes.
     """
 
     family = "ae"
@@ -44,9 +48,12 @@ class AE(Autoencoder):
         batch_norm: bool = False,
         dropout: float = 0.0,
         reconstruction_loss: str = "mse",
+        prior: str = "gaussian",
+        prior_components: int = 10,
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
+        check_choice("prior", prior, PRIORS)
         if check_int("latent_dim", latent_dim) ** 2 > MAX_PARAMETERS:  # the prior's latent_dim x latent_dim buffer
             raise ConfigError(f"latent_dim={latent_dim} is too large for an AE: its fitted prior stores a "
                               f"latent_dim x latent_dim covariance factor ({latent_dim**2:,} values, more than the "
@@ -57,6 +64,9 @@ class AE(Autoencoder):
             decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=latent_dim,
         )
+        if prior == "gmm":
+            self.latent_prior = mixture_prior(latent_dim, prior_components)
+            return
         # The fitted prior N(prior_mean, L L^T); buffers, so save_pretrained stores them with the weights.
         self.register_buffer("prior_mean", torch.zeros(latent_dim))
         self.register_buffer("prior_scale_tril", torch.eye(latent_dim))
@@ -81,6 +91,8 @@ class AE(Autoencoder):
     # ------------------------------------------------------------------ the fitted prior
     @property
     def has_prior(self) -> bool:
+        if self.config.prior == "gmm":
+            return self.latent_prior.is_fitted
         return bool(self.prior_fitted.item())
 
     @property
@@ -89,7 +101,10 @@ class AE(Autoencoder):
 
     @torch.no_grad()
     def fit_prior(self, latents: torch.Tensor) -> None:
-        """Store a Gaussian (mean and full covariance) fitted to ``latents`` ``(N, latent_dim)``."""
+        """Store the prior (one Gaussian, mean and full covariance; or a mixture) fitted to ``latents`` ``(N, d)``."""
+        if self.config.prior == "gmm":
+            self.latent_prior.fit(latents)
+            return
         # float64 on the CPU (some accelerators, e.g. MPS, lack it); copy_ moves the results to the buffers' device.
         latents = latents.detach().to("cpu", torch.float64).reshape(len(latents), -1)
         if latents.shape[1] != self.latent_dim or len(latents) < 2:
@@ -104,9 +119,7 @@ class AE(Autoencoder):
         self.prior_fitted.fill_(1.0)
 
     def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
-        with self._eval_mode():
-            latents = [self.encode_images(images.to(self.device, self.dtype)) for images in batches]
-        self.fit_prior(torch.cat(latents))
+        self.fit_prior(self.training_latents(batches))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
                       temperature: float = 1.0) -> torch.Tensor:
@@ -116,6 +129,8 @@ class AE(Autoencoder):
                 "latents of its training images (vaegan's trainer does this at the end of training), or use "
                 "a VAE, whose prior is built in."
             )
+        if self.config.prior == "gmm":
+            return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)
         noise = randn_tensor((num_samples, self.latent_dim), generator=generator, device=self.device,
                              dtype=self.dtype)
         return self.prior_mean + temperature * noise @ self.prior_scale_tril.T

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -12,7 +12,8 @@ from ..errors import ConfigError
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
 from .outputs import decoder_output
-from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+from .priors import GaussianMixturePrior
+from .validation import MAX_IMAGE_SIZE, MAX_PARAMETERS, check_choice, check_float, check_int, check_int_list
 
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DecoderOutput
@@ -31,6 +32,16 @@ def reconstruction_loss(logits: torch.Tensor, images: torch.Tensor, kind: str, w
         per_pixel = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
         return per_pixel.flatten(1).sum(1).mean()
     return weight * F.mse_loss(torch.sigmoid(logits), images, reduction="none").flatten(1).mean(1).mean()
+
+
+def mixture_prior(latent_dim: int, components: int) -> GaussianMixturePrior:
+    """An unfitted ``prior: gmm`` after checking ``prior_components`` and the size of its buffers."""
+    check_int("prior_components", components, maximum=1000)
+    if components * latent_dim**2 > MAX_PARAMETERS:
+        raise ConfigError(f"prior_components={components} with latent_dim={latent_dim} would store "
+                          f"{components * latent_dim**2:,} covariance values, more than the {MAX_PARAMETERS:,} "
+                          "vaegan allows; use fewer components or a smaller latent_dim.")
+    return GaussianMixturePrior(latent_dim, components)
 
 
 class Autoencoder(GenerativeModel):
@@ -94,6 +105,21 @@ class Autoencoder(GenerativeModel):
         """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
         images = self.decode_latents(latents)
         return decoder_output(images) if return_dict else (images,)
+
+    def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A pretrained prior of another kind (``prior`` changed) gives way to this model's, refitted after training."""
+        def is_prior(key: str) -> bool:
+            return key.startswith(("prior_", "latent_prior."))
+
+        own = {k: v for k, v in self.state_dict().items() if is_prior(k)}
+        if {k for k in state if is_prior(k)} == own.keys():
+            return state
+        return {**{k: v for k, v in state.items() if not is_prior(k)}, **own}
+
+    def training_latents(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Latent codes (posterior modes) ``(N, latent_dim)`` of all images in ``batches``, in evaluation mode."""
+        with self._eval_mode():
+            return torch.cat([self.encode_images(images.to(self.device, self.dtype)) for images in batches])
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""

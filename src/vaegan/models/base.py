@@ -175,6 +175,14 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
         """Called once after training with the training images (e.g. the AE fits its latent prior)."""
 
+    def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A pretrained model's ``state_dict`` adapted to this model's options before fine-tuning (``--init-from``).
+
+        Families add or drop state that an option creates and that training rebuilds (an EMA generator, a fitted
+        latent prior); weights whose shapes differ are left for the strict load to refuse.
+        """
+        return state
+
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, save_directory: str | os.PathLike, *, model_card: bool = True,
                         training_summary: dict[str, Any] | None = None, repo_id: str | None = None,

@@ -6,10 +6,17 @@ Objectives (``loss``):
   ``log(1 - D(G(z)))`` (saturates early in training);
 * ``non_saturating`` — the same D, G maximises ``log D(G(z))`` instead;
 * ``wgan`` — Arjovsky et al. (2017): critic ``D(fake) - D(real)``, weights clipped to ``clip_value``;
-* ``wgan_gp`` — Gulrajani et al. (2017): the critic loss plus ``gp_weight * (||grad D(x_hat)|| - 1)^2``.
+* ``wgan_gp`` — Gulrajani et al. (2017): the critic loss plus ``gp_weight * (||grad D(x_hat)|| - 1)^2``;
+* ``hinge`` — Lim & Ye (2017), SNGAN / BigGAN: D minimises ``relu(1 - D(x)) + relu(1 + D(G(z)))``, G
+  maximises ``D(G(z))``; usually with ``discriminator_norm="spectral"`` (Miyato et al., 2018).
 
 ``instance_noise`` adds Gaussian noise to the discriminator's real and fake inputs (annealed linearly
 to zero over ``instance_noise_anneal_steps`` when that is set), a regulariser against overconfident D.
+``r1_gamma`` adds ``r1_gamma / 2 * E[||grad_x D(x)||^2]`` on real images to D's loss (Mescheder et al., 2018).
+``diff_augment`` (e.g. ``"color,translation,cutout"``) applies DiffAugment to real and fake images before every
+discriminator call (:mod:`vaegan.models.augment`). ``ema_decay`` keeps an exponential moving average of the
+generator (:mod:`vaegan.models.ema`), which ``sample``, ``interpolate`` and the pipelines use unless
+``model.use_ema = False``.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 
+from .augment import diff_augment, parse_policy
 from .base import GenerativeModel
+from .ema import EMAWeights
 from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
+from .regularizers import apply_spectral_norm, r1_penalty
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
 
 ARCHITECTURES = ("mlp", "dcgan")
-LOSSES = ("minimax", "non_saturating", "wgan", "wgan_gp")
+LOSSES = ("minimax", "non_saturating", "wgan", "wgan_gp", "hinge")
 
 
 class GAN(GenerativeModel):
@@ -56,6 +66,9 @@ class GAN(GenerativeModel):
         gp_weight: float = 10.0,
         instance_noise: float = 0.0,
         instance_noise_anneal_steps: int = 0,
+        ema_decay: float = 0.0,
+        diff_augment: str | None = None,
+        r1_gamma: float = 0.0,
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
@@ -74,6 +87,9 @@ class GAN(GenerativeModel):
         check_float("gp_weight", gp_weight)
         check_float("instance_noise", instance_noise, maximum=10.0)
         check_int("instance_noise_anneal_steps", instance_noise_anneal_steps, minimum=0, maximum=10**9)
+        check_float("ema_decay", ema_decay, maximum=1.0, max_inclusive=False)
+        self.augment_policy = parse_policy(diff_augment)
+        check_float("r1_gamma", r1_gamma)
         pixels = in_channels * image_size * image_size
         shape = (in_channels, image_size, image_size)
         if architecture == "dcgan":
@@ -96,11 +112,40 @@ class GAN(GenerativeModel):
                     "discriminator": MLP(pixels, d_hidden, 1, "leaky_relu", dropout=discriminator_dropout),
                 }
 
-        self._build(factory)
+        self._build(self._with_spectral_norm(factory) if self.discriminator_norm == "spectral" else factory)
+        #: Whether generation uses the EMA generator (when ``ema_decay`` > 0); set False for the raw generator.
+        self.use_ema = True
+        if ema_decay:
+            self.generator_ema = EMAWeights(self.generator, ema_decay)
+
+    @staticmethod
+    def _with_spectral_norm(factory):
+        def normed() -> dict:
+            nets = factory()
+            apply_spectral_norm(nets["discriminator"])
+            return nets
+
+        return normed
 
     # ------------------------------------------------------------------ generation
+    @property
+    def has_ema(self) -> bool:
+        """Whether this GAN keeps an EMA generator (``ema_decay`` > 0)."""
+        return hasattr(self, "generator_ema")
+
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return (torch.tanh(self.generator(latents)) + 1) / 2
+        generator = self.generator_ema if self.has_ema and self.use_ema else self.generator
+        return (torch.tanh(generator(latents)) + 1) / 2
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               use_ema: bool | None = None) -> torch.Tensor:
+        """Like :meth:`GenerativeModel.sample`; ``use_ema=False`` samples the raw (last-step) generator."""
+        saved = self.use_ema
+        self.use_ema = saved if use_ema is None else use_ema
+        try:
+            return super().sample(num_samples, generator, temperature)
+        finally:
+            self.use_ema = saved
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """Generator: latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
@@ -121,8 +166,12 @@ class GAN(GenerativeModel):
         sigma, anneal = self.config.instance_noise, self.config.instance_noise_anneal_steps
         return sigma * max(0.0, 1.0 - step / anneal) if anneal else sigma
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """The ``diff_augment`` policy applied to images in [-1, 1] (the identity when it is off)."""
+        return diff_augment(images, self.augment_policy)
+
     def _critic(self, images: torch.Tensor, noise_std: float) -> torch.Tensor:
-        """Discriminator output for images in [-1, 1], with instance noise."""
+        """Discriminator output for (already augmented) images in [-1, 1], with instance noise."""
         if noise_std:
             images = images + noise_std * torch.randn_like(images)
         return self.discriminator(images).squeeze(1)
@@ -134,8 +183,8 @@ class GAN(GenerativeModel):
         objective = self.config.loss
         wasserstein = objective in ("wgan", "wgan_gp")
         if phase == "generator":
-            d_fake = self._critic(torch.tanh(self.generator(latents)), noise_std)
-            if wasserstein:
+            d_fake = self._critic(self.augment(torch.tanh(self.generator(latents))), noise_std)
+            if wasserstein or objective == "hinge":
                 loss = -d_fake.mean()
             elif objective == "minimax":
                 loss = -F.softplus(d_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
@@ -144,18 +193,27 @@ class GAN(GenerativeModel):
             return {"loss": loss}
 
         with torch.no_grad():
-            fake = torch.tanh(self.generator(latents))
-        d_real, d_fake = self._critic(real, noise_std), self._critic(fake, noise_std)
+            fake = self.augment(torch.tanh(self.generator(latents)))
+        if self.config.r1_gamma:  # gradients with respect to the un-augmented real images
+            real = real.detach().requires_grad_(True)
+        real_seen = self.augment(real)
+        d_real, d_fake = self._critic(real_seen, noise_std), self._critic(fake, noise_std)
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if wasserstein:
             loss = d_fake.mean() - d_real.mean()
             logs["wasserstein_distance"] = -loss.detach()
             if objective == "wgan_gp":
-                penalty = self.gradient_penalty(real, fake)
+                penalty = self.gradient_penalty(real_seen, fake)
                 loss = loss + self.config.gp_weight * penalty
                 logs["gradient_penalty"] = penalty.detach()
+        elif objective == "hinge":
+            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         else:
             loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        if self.config.r1_gamma:
+            penalty = r1_penalty(d_real, real)
+            loss = loss + self.config.r1_gamma / 2 * penalty
+            logs["r1_penalty"] = penalty.detach()
         return {"loss": loss, **logs}
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -165,7 +223,18 @@ class GAN(GenerativeModel):
         (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
+    def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Switching ``ema_decay`` on starts the average at the pretrained generator; switching it off drops it."""
+        state = {k: v for k, v in state.items() if self.has_ema or not k.startswith("generator_ema.")}
+        if self.has_ema and "generator_ema.updates" not in state:
+            state.update({f"generator_ema.network.{k[len('generator.'):]}": v.clone() for k, v in state.items()
+                          if k.startswith("generator.")})
+            state["generator_ema.updates"] = torch.zeros((), dtype=torch.int64)
+        return state
+
     def after_optimizer_step(self, phase: str) -> None:
+        if phase == "generator" and self.has_ema:
+            self.generator_ema.update(self.generator)
         if phase == "discriminator" and self.config.loss == "wgan":
             clip = self.config.clip_value
             with torch.no_grad():

@@ -21,7 +21,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "silu": nn.SiLU,
     "elu": nn.ELU,
 }
-NORMS = ("batch", "instance", "layer", "none")
+NORMS = ("batch", "instance", "layer", "none", "spectral")  # spectral: see regularizers.apply_spectral_norm
 
 
 def _norm2d(kind: str, channels: int) -> list[nn.Module]:
@@ -173,7 +173,8 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         prev, width = channels, base_channels
         for stage in range(stages):
-            layers.append(nn.Conv2d(prev, width, 4, stride=2, padding=1, bias=stage == 0 or norm == "none"))
+            bias = stage == 0 or norm in ("none", "spectral")  # a following norm layer has its own shift
+            layers.append(nn.Conv2d(prev, width, 4, stride=2, padding=1, bias=bias))
             if stage:
                 layers += _norm2d(norm, width)
             layers.append(nn.LeakyReLU(0.2))

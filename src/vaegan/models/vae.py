@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
-from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
 from .outputs import latent_gaussian_class
 from .validation import check_choice, check_float, check_int
 
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DecoderOutput
+
+PRIORS = ("standard", "gmm")
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +33,11 @@ class VAE(Autoencoder):
     reconstruction term (Bernoulli ``"bce"`` or weighted Gaussian ``"mse"``) plus
     ``beta * KL(q(z|x) || N(0, I))``, with the KL weight warmed up linearly over ``kl_warmup_steps``.
     The default configuration is the textbook conv VAE for 28x28 MNIST with a 2-D latent.
+
+    ``prior="standard"`` samples from ``N(0, I)``; ``prior="gmm"`` fits a mixture of ``prior_components``
+    full-covariance Gaussians to the training latents after training (ex-post density estimation, Ghosh et
+    al., 2020; :mod:`vaegan.models.priors`) and samples from it, covering the codes the encoder actually
+    uses instead of the whole of ``N(0, I)``. Training is the same for both.
     """
 
     family = "vae"
@@ -54,18 +61,23 @@ class VAE(Autoencoder):
         mse_weight: float = 1000.0,
         beta: float = 1.0,
         kl_warmup_steps: int = 0,
+        prior: str = "standard",
+        prior_components: int = 10,
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
         check_float("mse_weight", mse_weight, minimum=1e-12)
         check_float("beta", beta)
         check_int("kl_warmup_steps", kl_warmup_steps, minimum=0, maximum=10**9)
+        check_choice("prior", prior, PRIORS)
         self._init_autoencoder(
             image_size=image_size, in_channels=in_channels, latent_dim=latent_dim, architecture=architecture,
             block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
             decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=2 * latent_dim,
         )
+        if prior == "gmm":
+            self.latent_prior = mixture_prior(latent_dim, prior_components)
 
     def encode(self, images: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
         """Images in [0, 1] -> ``AutoencoderKLOutput(latent_dist=...)``, a diagonal Gaussian over latents."""
@@ -93,3 +105,29 @@ class VAE(Autoencoder):
         recon = reconstruction_loss(logits, images, self.config.reconstruction_loss, self.config.mse_weight)
         kl = dist.kl().mean()
         return {"loss": recon + self.kl_weight(step) * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
+
+    # ------------------------------------------------------------------ the ex-post prior (prior="gmm")
+    @property
+    def can_sample(self) -> bool:
+        return self.config.prior == "standard" or self.latent_prior.is_fitted
+
+    @torch.no_grad()
+    def fit_prior(self, latents: torch.Tensor) -> None:
+        """Fit the ``prior="gmm"`` mixture to ``latents`` ``(N, latent_dim)`` (the training set's posterior means)."""
+        if self.config.prior != "gmm":
+            raise ValueError("fit_prior needs a VAE with prior='gmm'; this one samples from its standard-normal prior.")
+        self.latent_prior.fit(latents)
+
+    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+        if self.config.prior == "gmm":
+            self.fit_prior(self.training_latents(batches))
+
+    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+        if self.config.prior == "standard":
+            return super().prior_latents(num_samples, generator, temperature)
+        if not self.latent_prior.is_fitted:
+            raise RuntimeError("This VAE's Gaussian-mixture prior is not fitted yet, so it cannot sample. Call "
+                               "vae.fit_prior(latents) with the latents of its training images (vaegan's trainer "
+                               "does this at the end of training), or use prior='standard'.")
+        return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)

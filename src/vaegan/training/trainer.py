@@ -114,7 +114,7 @@ def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeMode
     changed = {k: v for k, v in config.model_kwargs.items() if base.get(k) != (list(v) if isinstance(v, tuple) else v)}
     model = cls(**{**base, **changed})
     try:
-        model.load_state_dict(pretrained.state_dict(), strict=True)
+        model.load_state_dict(model.adapt_pretrained_state(pretrained.state_dict()), strict=True)
     except RuntimeError as err:
         raise ConfigError(
             f"model settings {sorted(changed)} differ from the pretrained model {init_from} and change the shapes of "
