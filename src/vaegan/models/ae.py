@@ -10,6 +10,7 @@ from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
+from . import conditioning
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
 from .validation import MAX_PARAMETERS, check_choice, check_int
 
@@ -20,6 +21,9 @@ class AE(Autoencoder):
     An AE has no prior: after training, :meth:`fit_prior` stores a Gaussian fitted to the training
     latents inside the model (saved with it) so that :meth:`sample` works — and shows why an AE is a
     poor generator: its latent space has holes the Gaussian does not know about.
+
+    With ``num_classes`` set it is class-conditional: the label enters encoder and decoder (as in a CVAE), and
+    ``class_names`` (optional) names the labels.
     """
 
     family = "ae"
@@ -40,6 +44,8 @@ class AE(Autoencoder):
         batch_norm: bool = False,
         dropout: float = 0.0,
         reconstruction_loss: str = "mse",
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
@@ -52,27 +58,35 @@ class AE(Autoencoder):
             block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
             decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=latent_dim,
+            num_classes=num_classes, class_names=class_names,
         )
         # The fitted prior N(prior_mean, L L^T); buffers, so save_pretrained stores them with the weights.
         self.register_buffer("prior_mean", torch.zeros(latent_dim))
         self.register_buffer("prior_scale_tril", torch.eye(latent_dim))
         self.register_buffer("prior_fitted", torch.zeros(()))
 
-    def encode(self, images: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
+    def encode(self, images: torch.Tensor, return_dict: bool = True,
+               class_labels: conditioning.ClassLabels | None = None) -> EncoderOutput | tuple:
         """Images in [0, 1] -> ``EncoderOutput(latent=(B, latent_dim))``."""
-        latents = self.encoder(images)
+        latents = conditioning.call(self.encoder, images, self._labels_for(class_labels, images))
         return EncoderOutput(latent=latents) if return_dict else (latents,)
 
-    def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Reconstruct ``sample``."""
-        return self.decode(self.encode(sample).latent, return_dict=return_dict)
+    def forward(self, sample: torch.Tensor, return_dict: bool = True,
+                class_labels: conditioning.ClassLabels | None = None) -> DecoderOutput | tuple:
+        """Reconstruct ``sample`` (with its ``class_labels`` for a class-conditional AE)."""
+        labels = self._labels_for(class_labels, sample)
+        return self.decode(self.encode(sample, class_labels=labels).latent, return_dict=return_dict,
+                           class_labels=labels)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode(images).latent
+    def encode_images(self, images: torch.Tensor,
+                      class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
+        return self.encode(images, class_labels=class_labels).latent
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        loss = reconstruction_loss(self.decoder(self.encoder(images)), images, self.config.reconstruction_loss)
-        return {"loss": loss}
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        latents = conditioning.call(self.encoder, images, class_labels)
+        logits = conditioning.call(self.decoder, latents, class_labels)
+        return {"loss": reconstruction_loss(logits, images, self.config.reconstruction_loss)}
 
     # ------------------------------------------------------------------ the fitted prior
     @property
@@ -99,9 +113,12 @@ class AE(Autoencoder):
         self.prior_scale_tril.copy_(torch.linalg.cholesky(cov + jitter))
         self.prior_fitted.fill_(1.0)
 
-    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        latents = []
         with self._eval_mode():
-            latents = [self.encode_images(images.to(self.device, self.dtype)) for images in batches]
+            for batch in batches:
+                images, labels = batch if isinstance(batch, tuple | list) else (batch, None)
+                latents.append(self.encode_images(images.to(self.device, self.dtype), class_labels=labels))
         self.fit_prior(torch.cat(latents))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,

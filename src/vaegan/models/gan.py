@@ -10,6 +10,11 @@ Objectives (``loss``):
 
 ``instance_noise`` adds Gaussian noise to the discriminator's real and fake inputs (annealed linearly
 to zero over ``instance_noise_anneal_steps`` when that is set), a regulariser against overconfident D.
+
+Class conditioning (``num_classes``): the generator reads a label embedding concatenated with ``z``; the
+discriminator is a projection discriminator (``conditioning="projection"``, Miyato & Koyama 2018) or has an
+auxiliary classifier (``"acgan"``, Odena et al. 2017) whose cross-entropy on real and generated images joins
+both players' losses.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput
 
+from . import conditioning as _conditioning
 from .base import GenerativeModel
 from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
@@ -56,6 +63,9 @@ class GAN(GenerativeModel):
         gp_weight: float = 10.0,
         instance_noise: float = 0.0,
         instance_noise_anneal_steps: int = 0,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        conditioning: str = "projection",
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
@@ -74,6 +84,9 @@ class GAN(GenerativeModel):
         check_float("gp_weight", gp_weight)
         check_float("instance_noise", instance_noise, maximum=10.0)
         check_int("instance_noise_anneal_steps", instance_noise_anneal_steps, minimum=0, maximum=10**9)
+        _conditioning.check_class_config(num_classes, class_names)
+        check_choice("conditioning", conditioning, _conditioning.DISCRIMINATOR_CONDITIONING)
+        g_inputs = latent_dim + (_conditioning.embedding_dim(num_classes) if num_classes else 0)
         pixels = in_channels * image_size * image_size
         shape = (in_channels, image_size, image_size)
         if architecture == "dcgan":
@@ -81,7 +94,7 @@ class GAN(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "generator": DCGANGenerator(latent_dim, image_size, in_channels, base_channels),
+                    "generator": DCGANGenerator(g_inputs, image_size, in_channels, base_channels),
                     "discriminator": DCGANDiscriminator(image_size, in_channels, base_channels,
                                                         self.discriminator_norm),
                 }
@@ -91,24 +104,47 @@ class GAN(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "generator": MLP(latent_dim, g_hidden, pixels, "leaky_relu", batch_norm=True,
+                    "generator": MLP(g_inputs, g_hidden, pixels, "leaky_relu", batch_norm=True,
                                      out_shape=shape),
                     "discriminator": MLP(pixels, d_hidden, 1, "leaky_relu", dropout=discriminator_dropout),
                 }
 
+        if num_classes:
+            unconditional = factory
+
+            def factory() -> dict:
+                nets = unconditional()
+                return {"generator": _conditioning.LabelledLatents(nets["generator"], num_classes),
+                        "discriminator": _conditioning.ConditionalDiscriminator(nets["discriminator"], num_classes,
+                                                                                conditioning)}
+
         self._build(factory)
 
     # ------------------------------------------------------------------ generation
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return (torch.tanh(self.generator(latents)) + 1) / 2
+    def decode_latents(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return (torch.tanh(_conditioning.call(self.generator, latents, class_labels)) + 1) / 2
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Generator: latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
-        return self.decode_latents(latents)
+    def forward(self, latents: torch.Tensor, class_labels: _conditioning.ClassLabels | None = None,
+                return_dict: bool = True) -> DecoderOutput | tuple:
+        """Generator: latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images (B, C, H, W) in [0, 1])``.
 
-    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
-        """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1]."""
-        return self.discriminator(images * 2 - 1).squeeze(1)
+        A class-conditional GAN needs ``class_labels`` (one label, or one per latent).
+        """
+        images = self.decode_latents(latents, self.prepare_class_labels(class_labels, len(latents)))
+        return DecoderOutput(sample=images) if return_dict else (images,)
+
+    def discriminate(self, images: torch.Tensor,
+                     class_labels: _conditioning.ClassLabels | None = None) -> torch.Tensor:
+        """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1] (and their labels)."""
+        acgan = self.num_classes is not None and self.config.conditioning == "acgan"
+        labels = None if acgan else self.prepare_class_labels(class_labels, len(images))  # ACGAN's logit: no label
+        return self._d(images * 2 - 1, labels).squeeze(1)
+
+    def _d(self, images: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator on images in [-1, 1]; an ACGAN's class logits are not part of it."""
+        if class_labels is None or self.config.conditioning == "acgan":
+            return self.discriminator(images)
+        return self.discriminator(images, class_labels)
 
     # ------------------------------------------------------------------ training
     def phase_parameters(self, phase: str) -> list[torch.nn.Parameter]:
@@ -121,48 +157,66 @@ class GAN(GenerativeModel):
         sigma, anneal = self.config.instance_noise, self.config.instance_noise_anneal_steps
         return sigma * max(0.0, 1.0 - step / anneal) if anneal else sigma
 
-    def _critic(self, images: torch.Tensor, noise_std: float) -> torch.Tensor:
-        """Discriminator output for images in [-1, 1], with instance noise."""
+    def _critic(self, images: torch.Tensor, noise_std: float,
+                class_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Discriminator output ``(B,)`` for images in [-1, 1], with instance noise, and the ACGAN class loss."""
         if noise_std:
             images = images + noise_std * torch.randn_like(images)
-        return self.discriminator(images).squeeze(1)
+        if class_labels is not None and self.config.conditioning == "acgan":
+            logits, class_logits = self.discriminator.forward_with_classes(images)
+            return logits.squeeze(1), F.cross_entropy(class_logits, class_labels)
+        return self._d(images, class_labels).squeeze(1), images.new_zeros(())
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         real = images * 2 - 1
         latents = torch.randn(len(images), self.latent_dim, device=images.device, dtype=images.dtype)
+        # Fakes are drawn for the batch's own labels, so both players see the data's class balance.
+        labels = class_labels
         noise_std = self.instance_noise_std(step)
         objective = self.config.loss
         wasserstein = objective in ("wgan", "wgan_gp")
         if phase == "generator":
-            d_fake = self._critic(torch.tanh(self.generator(latents)), noise_std)
+            d_fake, class_loss = self._critic(torch.tanh(_conditioning.call(self.generator, latents, labels)),
+                                              noise_std, labels)
             if wasserstein:
                 loss = -d_fake.mean()
             elif objective == "minimax":
                 loss = -F.softplus(d_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
             else:
                 loss = F.softplus(-d_fake).mean()  # -log sigmoid(l)
+            if self._acgan(labels):
+                return {"loss": loss + class_loss, "class_loss": class_loss.detach()}
             return {"loss": loss}
 
         with torch.no_grad():
-            fake = torch.tanh(self.generator(latents))
-        d_real, d_fake = self._critic(real, noise_std), self._critic(fake, noise_std)
+            fake = torch.tanh(_conditioning.call(self.generator, latents, labels))
+        (d_real, real_class_loss), (d_fake, fake_class_loss) = (self._critic(real, noise_std, labels),
+                                                                self._critic(fake, noise_std, labels))
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if wasserstein:
             loss = d_fake.mean() - d_real.mean()
             logs["wasserstein_distance"] = -loss.detach()
             if objective == "wgan_gp":
-                penalty = self.gradient_penalty(real, fake)
+                penalty = self.gradient_penalty(real, fake, labels)
                 loss = loss + self.config.gp_weight * penalty
                 logs["gradient_penalty"] = penalty.detach()
         else:
             loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        if self._acgan(labels):
+            loss = loss + real_class_loss + fake_class_loss
+            logs["class_loss"] = real_class_loss.detach()
         return {"loss": loss, **logs}
 
-    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _acgan(self, class_labels: torch.Tensor | None) -> bool:
+        return class_labels is not None and self.config.conditioning == "acgan"
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor,
+                         class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """``E[(||grad_x D(x)|| - 1)^2]`` on random points between real and fake images."""
         eps = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
         mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
+        (grad,) = torch.autograd.grad(self._d(mixed, class_labels).sum(), mixed, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
     def after_optimizer_step(self, phase: str) -> None:

@@ -61,8 +61,11 @@ class PhaseLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, phase: str, step: int) -> dict[str, torch.Tensor]:
-        return self.model.compute_loss(phase, images, step)
+    def forward(self, images: torch.Tensor, phase: str, step: int,
+                class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if class_labels is None:  # unconditional (and plugin) families take no labels
+            return self.model.compute_loss(phase, images, step)
+        return self.model.compute_loss(phase, images, step, class_labels=class_labels)
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -154,6 +157,11 @@ class Trainer:
         with self.accelerator.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
+        self.conditional = self.model.num_classes is not None
+        if self.conditional:
+            from .labels import check_labelled_dataset
+
+            check_labelled_dataset(self.model, self.train_set, config.data)
         if len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
@@ -231,8 +239,8 @@ class Trainer:
             self.loader.set_epoch(self.state.epoch)
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
-            for images, _ in batches:
-                for name, value in self._train_batch(images).items():
+            for images, labels in batches:
+                for name, value in self._train_batch(images, labels if self.conditional else None).items():
                     running[name].append(value)
                 self.state.batches_in_epoch += 1
                 if not acc.sync_gradients:
@@ -254,14 +262,14 @@ class Trainer:
         progress.close()
         return self._finish(time.time() - started)
 
-    def _train_batch(self, images: torch.Tensor) -> dict[str, float]:
+    def _train_batch(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         acc, logs = self.accelerator, {}
         with acc.accumulate(self.loss_module):
             for phase, optimizer in self.optimizers.items():
                 if not self.model.phase_is_active(phase, self.state.step):
                     continue
                 self._set_trainable(phase)
-                losses = self.loss_module(images, phase=phase, step=self.state.step)
+                losses = self.loss_module(images, phase=phase, step=self.state.step, class_labels=labels)
                 self._check_finite(phase, losses["loss"])
                 acc.backward(losses["loss"])
                 if acc.sync_gradients and self.config.train.max_grad_norm:
@@ -340,31 +348,42 @@ class Trainer:
         from ..images import make_grid
 
         model, n = self.model, self.config.train.num_preview_images
+        nrow = None
         with model._eval_mode():
-            if model.can_sample:
+            if model.can_sample and self.conditional:  # rows = classes
+                from ..figures import class_grid_labels
+
+                labels = class_grid_labels(model.num_classes, max(1, n // model.num_classes)).to(model.device)
+                images = model.decode_latents(self._preview_latents()[: len(labels)].to(model.device), labels)
+                nrow = len(labels) // model.num_classes
+            elif model.can_sample:
                 images = model.decode_latents(self._preview_latents().to(model.device))
             elif self.heldout_set is not None:
-                originals = torch.stack([self.heldout_set[i][0] for i in range(min(n, len(self.heldout_set)))])
-                images = model.decode_latents(model.encode_images(originals.to(model.device)))
+                items = [self.heldout_set[i] for i in range(min(n, len(self.heldout_set)))]
+                originals = torch.stack([image for image, _ in items]).to(model.device)
+                labels = torch.tensor([label for _, label in items], device=model.device) if self.conditional else None
+                images = model._decode(model.encode_images(originals, **_labels_kwarg(labels)), labels)
             else:
                 return
         path = self.output_dir / "samples" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(images.float().cpu()).save(path)
+        make_grid(images.float().cpu(), nrow=nrow).save(path)
 
     def _heldout_metrics(self) -> dict[str, float]:
         if self.heldout_set is None or len(self.model.training_phases) != 1:
             return {}
         model, total, count = self.model, 0.0, 0
         with model._eval_mode():
-            for images, _ in DataLoader(self.heldout_set, batch_size=256):
-                losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step)
+            for images, labels in DataLoader(self.heldout_set, batch_size=256):
+                extra = {"class_labels": labels.to(model.device)} if self.conditional else {}
+                losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step,
+                                            **extra)
                 total += float(losses["loss"]) * len(images)
                 count += len(images)
         return {"heldout_loss": total / count}
 
     def _finish(self, seconds: float) -> Path:
-        from ..figures import save_interpolation, save_sample_grid
+        from ..figures import save_class_grid, save_interpolation, save_sample_grid
 
         acc = self.accelerator
         acc.wait_for_everyone()
@@ -376,17 +395,24 @@ class Trainer:
 
             for buffer in model.buffers():
                 buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
-        model.on_train_end(images for images, _ in DataLoader(self.train_set, batch_size=256))
+        batches = DataLoader(self.train_set, batch_size=256)
+        model.on_train_end(((images, labels.to(model.device)) for images, labels in batches) if self.conditional
+                           else (images for images, _ in batches))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
             model.save_pretrained(model_dir, training_summary=summary)
-            save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
-            start = end = None
+            if self.conditional:  # rows = classes
+                save_class_grid(model, self.output_dir / "samples.png", seed=self.config.train.seed)
+            else:
+                save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
+            start = end = label = None
             if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
-                start, end = self._two_different_digits()
+                # Conditional: two styles of one class (the label carries the class, the latent the style).
+                start, end, label = (self._two_of_one_class() if self.conditional
+                                     else (*self._two_different_digits(), None))
             save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
-                               start=start, end=end, gif=self.output_dir / "interpolation.gif")
+                               start=start, end=end, gif=self.output_dir / "interpolation.gif", class_labels=label)
             for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
@@ -405,6 +431,14 @@ class Trainer:
             if label != first_label:
                 return first_image, image
         return first_image, self.heldout_set[1][0]
+
+    def _two_of_one_class(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        first_image, first_label = self.heldout_set[0]
+        for i in range(1, len(self.heldout_set)):
+            image, label = self.heldout_set[i]
+            if label == first_label:
+                return first_image, image, first_label
+        return first_image, self.heldout_set[1][0], first_label
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         t, acc = self.config.train, self.accelerator
@@ -426,6 +460,10 @@ class Trainer:
             "license": self.config.hub.license,
             "metrics": metrics,
         }
+
+
+def _labels_kwarg(labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    return {} if labels is None else {"class_labels": labels}
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
