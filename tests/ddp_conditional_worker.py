@@ -30,6 +30,8 @@ def main(output_dir: str) -> None:
     compute_loss = trainer.model.compute_loss
 
     def checking_compute_loss(phase, images, step, class_labels=None):
+        if not trainer.model.training:  # the held-out loss at the end, not a training batch
+            return compute_loss(phase, images, step, class_labels=class_labels)
         for image, label in zip(images.detach().cpu(), class_labels.cpu().tolist(), strict=True):
             key = _key(image)
             report["checked"] += 1

@@ -159,3 +159,24 @@ def test_two_cpu_processes_train_a_conditional_model_with_labels_sharded_with_im
     assert not set(ranks[0]["images"]) & set(ranks[1]["images"])
     model = AutoModel.from_pretrained(tmp_path / "model")
     assert model.num_classes == 10 and model.sample(2, generator=gen(0), class_labels=1).shape == (2, 1, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------------- model card
+def test_model_card_of_a_conditional_model(tmp_path):
+    import re
+
+    model = _small(GAN)
+    model.save_pretrained(tmp_path / "cgan")
+    readme = (tmp_path / "cgan" / "README.md").read_text()
+    assert "**class-conditional** (10 classes)" in readme and "0: `zero`" in readme and "9: `nine`" in readme
+    assert "- class-conditional" in readme  # a Hub tag
+    assert "Class grid: one row per class, 8 samples a row" in readme
+    assert Image.open(tmp_path / "cgan" / "samples.png").size == (8 * 30 + 2, 10 * 30 + 2)
+    (snippet,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert 'class_labels="nine"' in snippet
+    script = snippet + "\nassert images.shape == (8, 1, 28, 28) and styles.shape == (40, 1, 28, 28)\nprint('ok')"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+    GANPipeline(model).save_pretrained(tmp_path / "pipe")
+    assert 'pipe(class_labels=["zero", "one"]' in (tmp_path / "pipe" / "README.md").read_text()
