@@ -6,11 +6,12 @@ They follow ``DDPMPipeline``'s call convention::
     images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images
     frames = pipe.interpolate(0, 1, steps=8).images  # from the latent of seed 0 to that of seed 1
 
-A class-conditional model takes ``class_labels`` like diffusers' ``DiTPipeline``
-(``pipe(class_labels=[3, 7]).images``, ``pipe.get_label_ids(["three"])``), and saves to / loads from pipeline folders (``model_index.json`` + one model subfolder). ``model_index.json``
-names the model as ``["vaegan", "<Class>"]``, so ``DiffusionPipeline.from_pretrained(folder_or_repo)`` works after
-``import vaegan``; the model is then loaded by vaegan's own strict, safetensors-only ``from_pretrained``. Nothing
-from a repo is ever executed: ``trust_remote_code`` and ``custom_pipeline`` are refused.
+and save to / load from pipeline folders (``model_index.json`` + one model subfolder). A class-conditional model
+takes ``class_labels`` like diffusers' ``DiTPipeline`` (``pipe(class_labels=[3, 7])``, ``pipe.get_label_ids("three")``,
+``pipe.id2label``). ``model_index.json`` names the model as ``["vaegan", "<Class>"]``, so
+``DiffusionPipeline.from_pretrained(folder_or_repo)`` works after ``import vaegan``; the model is then loaded by
+vaegan's own strict, safetensors-only ``from_pretrained``. Nothing from a repo is ever executed:
+``trust_remote_code`` and ``custom_pipeline`` are refused.
 """
 
 import json

@@ -6,10 +6,12 @@ conditioning, plus 3 samples of each from seed 0 (``<family>-samples.safetensors
 """
 import sys
 from pathlib import Path
+
 import torch
 from safetensors.torch import save_file
-import vaegan
+
 from vaegan import AE, GAN, VAE
+
 out = Path(sys.argv[1])
 torch.manual_seed(0)
 models = {
