@@ -13,7 +13,8 @@ from vaegan.training.config import config_from_dict
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 VAE_CONFIG = Path(__file__).parents[1] / "configs" / "mnist-vae.yaml"
-EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp"}
+EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp",
+            "mnist-cvae", "mnist-cdcgan"}
 
 
 def test_every_seed_model_has_a_config():
