@@ -29,7 +29,7 @@ def conditional_config(family: str, output_dir: Path, data: dict | None = None, 
         "model": {**TINY_MODELS[family], "num_classes": 10, **model},
         "data": data or {"source": "mnist-5k", "limit": 256},
         "train": {"output_dir": str(output_dir), "epochs": 1, "batch_size": 32, "log_every": 1,
-                  "checkpoint_every": 1000, "num_preview_images": 20},
+                  "checkpoint_every": 1000, "num_preview_images": 4},
     }
 
 
@@ -48,17 +48,23 @@ def test_trainer_trains_a_conditional_model_and_writes_a_class_grid(tmp_path, fa
     assert model.class_names == [str(d) for d in range(10)]  # taken from the dataset (mnist-5k's classes)
     # samples.png: one row per class (10 rows), 8 samples a row; 28 px images with 2 px padding.
     assert Image.open(tmp_path / "samples.png").size == (8 * 30 + 2, 10 * 30 + 2)
-    # Epoch previews: num_preview_images=20 -> 2 per class, one class a row.
-    assert Image.open(tmp_path / "samples" / "epoch_001.png").size == (2 * 30 + 2, 10 * 30 + 2)
+    # Epoch previews: one class a row; num_preview_images=4 is fewer than the classes -> one sample of each.
+    assert Image.open(tmp_path / "samples" / "epoch_001.png").size == (32, 10 * 30 + 2)
     assert Image.open(tmp_path / "interpolation.png").size == (10 * 30 + 2, 32)
     assert model.sample(2, generator=gen(0), class_labels="7").shape == (2, 1, 28, 28)
     summary = json.loads((tmp_path / "training_summary.json").read_text())
     assert summary["steps"] == 256 // 32
 
 
-def test_configured_class_names_are_kept(tmp_path):
-    model_dir = Trainer(config_from_dict(conditional_config("vae", tmp_path, class_names=NAMES))).train()
-    assert AutoModel.from_pretrained(model_dir).class_names == NAMES
+def test_conditional_ae_keeps_configured_class_names_and_fits_its_prior(tmp_path):
+    raw = conditional_config("ae", tmp_path, class_names=NAMES)
+    raw["train"]["num_preview_images"] = 4
+    model_dir = Trainer(config_from_dict(raw)).train()
+    model = AutoModel.from_pretrained(model_dir)
+    assert model.class_names == NAMES and model.can_sample  # the AE fitted its prior to label-aware latents
+    # Before the prior exists the previews are reconstructions of held-out digits (with their labels): 2 x 2.
+    assert Image.open(tmp_path / "samples" / "epoch_001.png").size == (62, 62)
+    assert Image.open(tmp_path / "samples.png").size == (8 * 30 + 2, 10 * 30 + 2)
 
 
 def test_dataset_without_labels_is_refused_before_training(tmp_path):

@@ -146,8 +146,8 @@ class GenerativePipeline(DiffusionPipeline):
         if (batch_size == 1 and class_labels is not None and not isinstance(class_labels, str | int)
                 and np.ndim(class_labels) == 1):
             batch_size = len(class_labels)
-        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature,
-                                              class_labels=class_labels)
+        labels = {} if class_labels is None else {"class_labels": class_labels}  # plugin families may take none
+        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature, **labels)
         return self._output(images, output_type, return_dict)
 
     def _as_endpoint(self, value: Any) -> torch.Tensor:
@@ -179,8 +179,8 @@ class GenerativePipeline(DiffusionPipeline):
         """
         self._check_output_type(output_type)
         model = self.generative_model
-        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode,
-                                   class_labels=class_labels)
+        labels = {} if class_labels is None else {"class_labels": class_labels}
+        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode, **labels)
         return self._output(images, output_type, return_dict)
 
     # ------------------------------------------------------------------ save / load / share

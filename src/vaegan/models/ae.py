@@ -118,6 +118,7 @@ class AE(Autoencoder):
         with self._eval_mode():
             for batch in batches:
                 images, labels = batch if isinstance(batch, tuple | list) else (batch, None)
+                labels = labels if self.num_classes is not None else None  # e.g. a DataLoader's unused labels
                 latents.append(self.encode_images(images.to(self.device, self.dtype), class_labels=labels))
         self.fit_prior(torch.cat(latents))
 

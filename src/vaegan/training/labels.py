@@ -24,8 +24,9 @@ def check_labelled_dataset(model: GenerativeModel, dataset: Any, data: DataConfi
     labels = getattr(dataset, "labels", None)
     if isinstance(labels, torch.Tensor):  # in-memory labels (mnist-5k): check them all
         low, high = (int(labels.min()), int(labels.max())) if labels.numel() else (-1, -1)
-    else:
-        low = high = int(dataset[0][1])
+    else:  # the first item: sources have labels for all items or for none
+        first = dataset[0] if hasattr(dataset, "__getitem__") else next(iter(dataset))
+        low = high = int(first[1])
     if low < 0:
         raise ConfigError(f"model.num_classes is {num_classes}, but data.source {data.source!r} yields images "
                           f"without labels; {fixes}.")

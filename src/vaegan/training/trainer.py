@@ -354,7 +354,8 @@ class Trainer:
                 from ..figures import class_grid_labels
 
                 labels = class_grid_labels(model.num_classes, max(1, n // model.num_classes)).to(model.device)
-                images = model.decode_latents(self._preview_latents()[: len(labels)].to(model.device), labels)
+                fixed = model.prior_latents(len(labels), torch.Generator().manual_seed(self.config.train.seed))
+                images = model.decode_latents(fixed.to(model.device), labels)
                 nrow = len(labels) // model.num_classes
             elif model.can_sample:
                 images = model.decode_latents(self._preview_latents().to(model.device))
