@@ -143,8 +143,9 @@ class GenerativePipeline(DiffusionPipeline):
                 image; drawn uniformly with ``generator`` when omitted.
         """
         self._check_output_type(output_type)
-        if (batch_size == 1 and class_labels is not None and not isinstance(class_labels, str | int)
-                and np.ndim(class_labels) == 1):
+        one_per_image = isinstance(class_labels, list | tuple) or (
+            isinstance(class_labels, torch.Tensor | np.ndarray) and class_labels.ndim == 1)
+        if batch_size == 1 and one_per_image:
             batch_size = len(class_labels)
         labels = {} if class_labels is None else {"class_labels": class_labels}  # plugin families may take none
         images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature, **labels)
