@@ -161,6 +161,8 @@ def test_invalid_class_configuration(cls, kwargs, words):
 def test_invalid_gan_conditioning():
     with pytest.raises(ConfigError, match="conditioning='aux'.*'projection', 'acgan'"):
         GAN(num_classes=10, conditioning="aux")
+    with pytest.raises(ConfigError, match="conditioning='acgan' needs a class-conditional GAN; set num_classes"):
+        GAN(conditioning="acgan")
 
 
 # ---------------------------------------------------------------------------------------------------- training

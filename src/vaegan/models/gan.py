@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput
 
+from ..errors import ConfigError
 from . import conditioning as _conditioning
 from .base import GenerativeModel
 from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
@@ -86,6 +87,9 @@ class GAN(GenerativeModel):
         check_int("instance_noise_anneal_steps", instance_noise_anneal_steps, minimum=0, maximum=10**9)
         _conditioning.check_class_config(num_classes, class_names)
         check_choice("conditioning", conditioning, _conditioning.DISCRIMINATOR_CONDITIONING)
+        if conditioning != "projection" and not num_classes:
+            raise ConfigError(f"conditioning={conditioning!r} needs a class-conditional GAN; set num_classes, or drop "
+                              "conditioning.")
         g_inputs = latent_dim + (_conditioning.embedding_dim(num_classes) if num_classes else 0)
         pixels = in_channels * image_size * image_size
         shape = (in_channels, image_size, image_size)
