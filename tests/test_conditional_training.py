@@ -130,6 +130,8 @@ def test_cli_sample_label_and_all_classes(tmp_path):
     by_name = run([*VAEGAN, "sample", cvae, "--label", "seven", "-n", "4", "-o", str(tmp_path / "a.png")])
     assert "class 7 (seven)" in by_name.stdout
     run([*VAEGAN, "sample", cvae, "--label", "7", "-n", "4", "-o", str(tmp_path / "b.png")])
+    drawn = run([*VAEGAN, "sample", cvae, "-n", "4", "-o", str(tmp_path / "c.png")])
+    assert "classes drawn at random (pick one with --label; classes: 0=zero, 1=one" in drawn.stdout
     assert Image.open(tmp_path / "a.png").tobytes() == Image.open(tmp_path / "b.png").tobytes()
     grid = run([*VAEGAN, "sample", cvae, "--all-classes", "-n", "3", "-o", str(tmp_path / "grid.png")])
     assert "0=zero" in grid.stdout and Image.open(tmp_path / "grid.png").size == (3 * 30 + 2, 10 * 30 + 2)

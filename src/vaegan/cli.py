@@ -70,6 +70,8 @@ def run_sample(args: argparse.Namespace) -> None:
                             temperature=args.temperature, nrow=args.nrow, class_labels=label)
     what = "" if label is None else f" of class {label}" + (f" ({model.class_names[label]})" if model.class_names
                                                              else "")
+    if label is None and model.num_classes is not None:
+        what = f" of classes drawn at random (pick one with --label; classes: {_describe_classes(model)})"
     print(f"Wrote {num_samples} samples{what} to {path}")
 
 
