@@ -223,7 +223,7 @@ def test_folder_saved_before_class_conditioning_still_loads(family):
                                atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "gan-acgan"])  # acgan needs num_classes
 def test_unconditional_weights_keep_their_names(family):
     names = set(make(family, conditional=False).state_dict())
     assert not any("label_embedding" in n or ".net." in n for n in names)
