@@ -24,7 +24,7 @@ from vaegan.metrics import (
     precision_recall_density_coverage,
 )
 from vaegan.metrics import features as features_module
-from vaegan.metrics.evaluate import _real_images
+from vaegan.metrics.evaluate import _real_images, _real_labelled
 from vaegan.metrics.mnist import mnist_logits_and_features
 
 
@@ -262,3 +262,42 @@ def test_the_classifier_weights_are_package_data():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["vaegan.metrics"]
     relative = WEIGHTS_PATH.relative_to(WEIGHTS_PATH.parents[1]).as_posix()
     assert any(fnmatch.fnmatch(relative, p) for p in patterns)
+
+
+class RealDigitsByLabel(torch.nn.Module):
+    """A stand-in class-conditional model that 'generates' real held-out digits of class ``label + shift``."""
+
+    family, can_sample, num_classes, image_shape = "gan", True, 10, (1, 28, 28)
+
+    def __init__(self, shift: int = 0):
+        super().__init__()
+        self.shift = shift
+        self.requested: list[int] = []
+        images, labels = _real_labelled("mnist-5k", "test", 1, 28, None, None)
+        self.by_class = {c: images[labels == c] for c in range(10)}
+
+    def sample(self, n, generator=None, class_labels=None):
+        labels = torch.as_tensor(class_labels)
+        self.requested += labels.tolist()
+        pools = [self.by_class[(int(y) + self.shift) % 10] for y in labels]
+        return torch.stack([pool[i % len(pool)] for i, pool in enumerate(pools)])
+
+
+def test_class_accuracy_is_the_share_of_samples_classified_as_their_requested_digit():
+    right = RealDigitsByLabel()
+    result = evaluate(right, num_samples=1000, metrics=["class_accuracy", "confident"])
+    assert result["metrics"]["class_accuracy"] > 0.95  # real digits of the asked class (classifier: 99.2%)
+    assert np.bincount(right.requested).tolist() == [100] * 10  # every class equally often
+    wrong = evaluate(RealDigitsByLabel(shift=1), num_samples=1000, metrics=["class_accuracy", "confident"])
+    assert wrong["metrics"]["class_accuracy"] < 0.05  # confident digits, all of the wrong class
+    assert wrong["metrics"]["confident"] > 0.9
+
+
+def test_class_accuracy_needs_a_conditional_digit_model_and_conditional_vaes_get_every_metric():
+    with pytest.raises(ConfigError, match=r"'class_accuracy' does not apply.*class-conditional model of the ten"):
+        evaluate(tiny_gan(), metrics=["class_accuracy"])
+    assert "class_accuracy" not in evaluate(tiny_gan(), num_samples=50)["metrics"]
+    cvae = tiny_vae(num_classes=10)
+    result = evaluate(cvae, num_samples=100, iwae_samples=5, num_heldout=30)
+    assert {"class_accuracy", "elbo_nll", "iwae_nll", "recon_mse", "fd_mnist"} <= set(result["metrics"])
+    assert all(math.isfinite(v) for v in result["metrics"].values())

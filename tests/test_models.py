@@ -131,8 +131,9 @@ def test_gan_methods_shapes_and_range(family, size):
     model = make(family, size).eval()
     z = model.prior_latents(3, generator=gen(0))
     with torch.no_grad():
-        assert_images(model(z), 3, model)
-        assert torch.equal(model(z), model.decode_latents(z))
+        assert_images(model(z).sample, 3, model)
+        assert torch.equal(model(z).sample, model.decode_latents(z))
+        assert torch.equal(model(z, return_dict=False)[0], model(z).sample)
         logits = model.discriminate(images_for(model, 3))
     assert tuple(logits.shape) == (3,)
     # A GAN has no encoder: image end points are refused with a hint to pass latents.

@@ -262,10 +262,10 @@ def test_spectral_norm_discriminator_saves_and_loads_strictly(tmp_path):
 def test_hinge_loss_values():
     model = GAN(**MLP_GAN, loss="hinge")
     logits = iter([torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])])
-    model._critic = lambda images, noise_std: next(logits)
+    model._critic = lambda images, noise_std, labels=None: (next(logits), torch.zeros(()))  # (logits, class loss)
     d_loss = model.compute_loss("discriminator", torch.rand(2, 1, 28, 28), step=0)["loss"]
     assert d_loss.item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)  # relu(1 - real) + relu(1 + fake)
-    model._critic = lambda images, noise_std: torch.tensor([2.0, -1.0])
+    model._critic = lambda images, noise_std, labels=None: (torch.tensor([2.0, -1.0]), torch.zeros(()))
     assert model.compute_loss("generator", torch.rand(2, 1, 28, 28), step=0)["loss"].item() == pytest.approx(-0.5)
     assert model.n_critic == 1
 

@@ -68,7 +68,7 @@ def test_streaming_training_runs_on_max_steps(numbered, tmp_path):
     trainer = Trainer(streaming_config(numbered, tmp_path / "run", max_steps=10))
     seen: list[int] = []
     original = trainer._train_batch
-    trainer._train_batch = lambda images: (seen.extend(image_ids(images)), original(images))[1]
+    trainer._train_batch = lambda images, labels=None: (seen.extend(image_ids(images)), original(images, labels))[1]
     trainer.train()
     assert trainer.state.step == 10 and trainer.state.epoch == 1  # 8 batches of 8 per epoch
     counts = Counter(seen)

@@ -29,10 +29,10 @@ def test_host_syncs_only_at_logging_steps(tmp_path, monkeypatch, family):
     in_loop = {"on": False}
     original_batch = trainer._train_batch
 
-    def train_batch(images):
+    def train_batch(images, labels=None):
         in_loop["on"] = True
         try:
-            return original_batch(images)
+            return original_batch(images, labels)
         finally:
             in_loop["on"] = False
 

@@ -34,6 +34,8 @@ SAMPLES_FILENAME = "samples.png"
 TRAINING_CONFIG_NAME = "training_config.yaml"
 #: The card's sample grid: ``CARD_SAMPLES`` images from ``torch.Generator().manual_seed(CARD_SEED)``.
 CARD_SAMPLES, CARD_GRID_ROWS, CARD_SEED = 16, 4, 0
+#: A class-conditional model's grid: one row per class (the first ``CARD_MAX_CLASSES``), ``CARD_PER_CLASS`` a row.
+CARD_PER_CLASS, CARD_MAX_CLASSES = 8, 20
 
 _FAMILY_TAGS = {"ae": "autoencoder", "vae": "vae", "gan": "gan"}
 _FAMILY_NAMES = {"ae": "autoencoder", "vae": "variational autoencoder", "gan": "generative adversarial network"}
@@ -164,13 +166,38 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
                 "at the end of training), or use a VAE with its built-in standard-normal prior.")
     try:
-        images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED))
-        grid = make_grid(images.float().cpu(), nrow=CARD_GRID_ROWS)
+        if model.num_classes is not None:  # rows = classes
+            labels = torch.arange(_card_classes(model)).repeat_interleave(CARD_PER_CLASS)
+            images = model.sample(len(labels), generator=torch.Generator().manual_seed(CARD_SEED), class_labels=labels)
+            grid = make_grid(images.float().cpu(), nrow=CARD_PER_CLASS)
+        else:
+            images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED))
+            grid = make_grid(images.float().cpu(), nrow=CARD_GRID_ROWS)
     except (RuntimeError, NotImplementedError, ValueError) as err:
         logger.warning("No sample grid in the model card of %s: %s", type(model).__name__, err)
         return f"This model could not generate samples for this card: {err}"
     grid.save(Path(folder) / SAMPLES_FILENAME)
     return None
+
+
+def _card_classes(model: GenerativeModel) -> int:
+    return min(model.num_classes, CARD_MAX_CLASSES)
+
+
+def _class_list(model: GenerativeModel) -> str:
+    names = model.class_names
+    if not names:
+        return f"labels 0 to {model.num_classes - 1}"
+    return ", ".join(f"{i}: {_code(name)}" for i, name in enumerate(names))
+
+
+def _samples_caption(model: GenerativeModel) -> str:
+    seed = f"`torch.Generator().manual_seed({CARD_SEED})`"
+    if model.num_classes is None:
+        return f"*{CARD_SAMPLES} samples drawn with {seed}.*"
+    shown = _card_classes(model)
+    which = "one row per class" if shown == model.num_classes else f"one row for each of the first {shown} classes"
+    return f"*Class grid: {which}, {CARD_PER_CLASS} samples a row, drawn with {seed}.*"
 
 
 # ---------------------------------------------------------------------------------------------------- model cards
@@ -182,7 +209,20 @@ def _usage(model: GenerativeModel, target: str, can_sample: bool, subfolder: str
     where = json.dumps(target) + (f", subfolder={json.dumps(subfolder)}" if subfolder else "")
     lines = [f"model = {loader}.from_pretrained({where})"]
     c, h, w = model.image_shape
-    if can_sample:
+    if can_sample and model.num_classes is not None:
+        names = model.class_names
+        label = json.dumps(names[-1]) if names else str(model.num_classes - 1)
+        imports.append("from vaegan.images import make_grid")
+        lines += [
+            f"generator = torch.Generator().manual_seed({CARD_SEED})",
+            f"images = model.sample(8, class_labels={label}, generator=generator)  # (8, {c}, {h}, {w}) of class "
+            f"{label}, values in [0, 1]",
+            "make_grid(images, nrow=8).save(\"my_samples.png\")",
+            "# one row per latent (its style) drawn as every class",
+            "styles = model.generate_all_classes(model.prior_latents(4, generator=generator))",
+            f"make_grid(styles, nrow={model.num_classes}).save(\"styles.png\")",
+        ]
+    elif can_sample:
         imports.append("from vaegan.images import make_grid")
         lines += [
             f"images = model.sample(16, generator=torch.Generator().manual_seed({CARD_SEED}))  "
@@ -256,6 +296,8 @@ def _tags(model: GenerativeModel, dataset_id: str | None, summary: Mapping[str, 
     if family == "gan" and loss in _LOSS_TAGS:
         tags.append(_LOSS_TAGS[loss])
     tags.append(PIPELINE_TAG)
+    if model.num_classes is not None:
+        tags.append("class-conditional")
     tags.append(dataset_tag(dataset_id) or dataset_tag(summary.get("dataset")))
     tags += [str(t) for t in summary.get("tags") or ()]
     return list(dict.fromkeys(t for t in tags if t))
@@ -302,9 +344,11 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         f"{model.latent_dim} dimensions.",
         "",
     ]
+    if model.num_classes is not None:
+        parts += [f"It is **class-conditional** ({model.num_classes} classes): pass `class_labels` (indices or class "
+                  f"names) to `sample`, `interpolate` and the pipelines. Classes: {_class_list(model)}.", ""]
     if samples:
-        parts += [f"![samples]({samples})", "",
-                  f"*{CARD_SAMPLES} samples drawn with `torch.Generator().manual_seed({CARD_SEED})`.*", ""]
+        parts += [f"![samples]({samples})", "", _samples_caption(model), ""]
     else:
         parts += [f"No samples are shown. {no_samples_reason or 'This model cannot generate samples.'}", ""]
     parts += ["## Usage", "", "Install vaegan (`pip install vaegan`), then:", "",
@@ -389,11 +433,18 @@ def pipeline_card(pipeline: Any, *, repo_id: str | None = None, load_path: str |
         "import vaegan  # noqa: F401 - registers vaegan's models and pipelines with diffusers", "",
         *_placeholder_note(target),
         f"pipe = DiffusionPipeline.from_pretrained({json.dumps(target)})",
-        "images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images",
+        *([f"images = pipe(class_labels={_pipeline_labels(model)}, generator=torch.Generator().manual_seed(0))"
+           ".images  # PIL images, one per label"] if model.num_classes is not None else
+          ["images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images"]),
         "images[0].save(\"sample.png\")",
         "```", "",
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
+
+
+def _pipeline_labels(model: Any) -> str:
+    names = model.class_names
+    return json.dumps(names[:2] if names else [0, 1])
 
 
 def write_pipeline_card(pipeline: Any, folder: str | Path, *, repo_id: str | None = None,

@@ -53,19 +53,52 @@ def _load(model: str, device: str):
     return AutoModel.from_pretrained(model).to(device)
 
 
-def run_sample(args: argparse.Namespace) -> None:
-    from .figures import save_sample_grid
+def _cli_label(model, label: str | None) -> int | None:
+    """``--label``: a class name of the model, else a class index."""
+    if label is None:
+        return None
+    if label in (model.class_names or []) or not label.lstrip("-").isdigit():
+        return int(model.prepare_class_labels(label)[0])
+    return int(model.prepare_class_labels(int(label))[0])
 
-    path = save_sample_grid(_load(args.model, args.device), args.output, num_samples=args.num_samples,
-                            seed=args.seed, temperature=args.temperature, nrow=args.nrow)
-    print(f"Wrote {args.num_samples} samples to {path}")
+
+def _describe_classes(model) -> str:
+    names = model.class_names
+    return ", ".join(f"{i}={n}" for i, n in enumerate(names)) if names else f"0..{model.num_classes - 1}"
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from .figures import save_class_grid, save_sample_grid
+
+    model = _load(args.model, args.device)
+    if args.all_classes and args.label is not None:
+        raise ValueError("--all-classes draws every class; drop --label (or drop --all-classes for one class).")
+    if args.all_classes:
+        per_class = args.num_samples or 8
+        if model.num_classes is None:
+            raise ValueError(f"{args.model} is unconditional (no classes); --all-classes needs a class-conditional "
+                             "model. Drop --all-classes.")
+        path = save_class_grid(model, args.output, per_class=per_class, seed=args.seed, temperature=args.temperature)
+        print(f"Wrote {per_class} samples of each of {model.num_classes} classes ({_describe_classes(model)}), one "
+              f"class a row, to {path}")
+        return
+    num_samples = args.num_samples or 64
+    label = _cli_label(model, args.label)
+    path = save_sample_grid(model, args.output, num_samples=num_samples, seed=args.seed,
+                            temperature=args.temperature, nrow=args.nrow, class_labels=label)
+    what = "" if label is None else f" of class {label}" + (f" ({model.class_names[label]})" if model.class_names
+                                                             else "")
+    if label is None and model.num_classes is not None:
+        what = f" of classes drawn at random (pick one with --label; classes: {_describe_classes(model)})"
+    print(f"Wrote {num_samples} samples{what} to {path}")
 
 
 def run_interpolate(args: argparse.Namespace) -> None:
     from .figures import save_interpolation
 
-    path = save_interpolation(_load(args.model, args.device), args.output, steps=args.steps, seed=args.seed,
-                              mode=args.mode, gif=args.gif)
+    model = _load(args.model, args.device)
+    path = save_interpolation(model, args.output, steps=args.steps, seed=args.seed,
+                              mode=args.mode, gif=args.gif, class_labels=_cli_label(model, args.label))
     print(f"Wrote a {args.steps}-step {args.mode} interpolation to {path}" + (f" and {args.gif}" if args.gif else ""))
 
 
@@ -119,9 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="cpu")
         sub.set_defaults(run=run)
     sample, interpolate = commands.choices["sample"], commands.choices["interpolate"]
-    sample.add_argument("-n", "--num-samples", type=int, default=64)
+    sample.add_argument("-n", "--num-samples", type=int, default=None,
+                        help="number of samples (default 64); with --all-classes, samples per class (default 8)")
+    sample.add_argument("--all-classes", action="store_true",
+                        help="class-conditional models: a grid with one row per class")
     sample.add_argument("--temperature", type=float, default=1.0)
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    for sub in (sample, interpolate):
+        sub.add_argument("--label", help="class-conditional models: class name or index (default: drawn from --seed)")
     interpolate.add_argument("--steps", type=int, default=10)
     interpolate.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
     interpolate.add_argument("--gif", help="also write an animated GIF here")

@@ -8,6 +8,7 @@ import torch
 
 from .images import make_grid, save_gif
 from .models.base import GenerativeModel
+from .models.conditioning import ClassLabels
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -15,25 +16,56 @@ def seeded(seed: int) -> torch.Generator:
 
 
 def save_sample_grid(model: GenerativeModel, path: str | Path, num_samples: int = 64, seed: int = 0,
-                     temperature: float = 1.0, nrow: int | None = None) -> Path:
-    """Sample ``num_samples`` images with a fixed seed and write them as one PNG grid."""
-    images = model.sample(num_samples, generator=seeded(seed), temperature=temperature)
+                     temperature: float = 1.0, nrow: int | None = None,
+                     class_labels: ClassLabels | None = None) -> Path:
+    """Sample ``num_samples`` images with a fixed seed (and ``class_labels``) and write them as one PNG grid."""
+    labels = {} if class_labels is None else {"class_labels": class_labels}  # families without labels: no argument
+    images = model.sample(num_samples, generator=seeded(seed), temperature=temperature, **labels)
     return _save(make_grid(images.float().cpu(), nrow=nrow), path)
 
 
+def class_grid_labels(num_classes: int, per_class: int) -> torch.Tensor:
+    """Labels ``0 .. 0, 1 .. 1, ...`` (``per_class`` each): a grid with ``nrow=per_class`` has one class a row."""
+    return torch.arange(num_classes).repeat_interleave(per_class)
+
+
+def class_grid(model: GenerativeModel, per_class: int = 8, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+    """``per_class`` samples of every class of a class-conditional model, class-major ``(K * per_class, C, H, W)``."""
+    if model.num_classes is None:
+        raise ValueError(f"This {type(model).__name__} is unconditional (num_classes is None); a class grid needs a "
+                         "class-conditional model.")
+    labels = class_grid_labels(model.num_classes, per_class)
+    return model.sample(len(labels), generator=seeded(seed), temperature=temperature, class_labels=labels)
+
+
+def save_class_grid(model: GenerativeModel, path: str | Path, per_class: int = 8, seed: int = 0,
+                    temperature: float = 1.0) -> Path:
+    """Write :func:`class_grid` as one PNG: one row per class, ``per_class`` samples a row."""
+    images = class_grid(model, per_class, seed, temperature)
+    return _save(make_grid(images.float().cpu(), nrow=per_class), path)
+
+
 def interpolation_frames(model: GenerativeModel, steps: int = 10, seed: int = 0, mode: str = "slerp",
-                         start: torch.Tensor | None = None, end: torch.Tensor | None = None) -> torch.Tensor:
-    """Images between ``start`` and ``end`` (images or latents); two prior draws from ``seed`` when omitted."""
+                         start: torch.Tensor | None = None, end: torch.Tensor | None = None,
+                         class_labels: ClassLabels | None = None) -> torch.Tensor:
+    """Images between ``start`` and ``end`` (images or latents); two prior draws from ``seed`` when omitted.
+
+    A class-conditional model without ``class_labels`` draws one label for the whole path from ``seed``.
+    """
+    generator = seeded(seed)
     if start is None or end is None:
-        start, end = model.prior_latents(2, generator=seeded(seed))
-    return model.interpolate(start, end, steps=steps, mode=mode)
+        start, end = model.prior_latents(2, generator=generator)
+    if class_labels is None and model.num_classes is not None:
+        class_labels = int(model.prepare_class_labels(None, 1, generator, draw_missing=True)[0])
+    labels = {} if class_labels is None else {"class_labels": class_labels}
+    return model.interpolate(start, end, steps=steps, mode=mode, **labels)
 
 
 def save_interpolation(model: GenerativeModel, path: str | Path, steps: int = 10, seed: int = 0,
                        mode: str = "slerp", start: torch.Tensor | None = None, end: torch.Tensor | None = None,
-                       gif: str | Path | None = None) -> Path:
+                       gif: str | Path | None = None, class_labels: ClassLabels | None = None) -> Path:
     """Write the interpolation as one PNG strip (and optionally an animated GIF)."""
-    frames = interpolation_frames(model, steps, seed, mode, start, end).float().cpu()
+    frames = interpolation_frames(model, steps, seed, mode, start, end, class_labels).float().cpu()
     if gif is not None:
         Path(gif).parent.mkdir(parents=True, exist_ok=True)
         save_gif(frames, gif)

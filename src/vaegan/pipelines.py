@@ -6,10 +6,12 @@ They follow ``DDPMPipeline``'s call convention::
     images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images
     frames = pipe.interpolate(0, 1, steps=8).images  # from the latent of seed 0 to that of seed 1
 
-and save to / load from pipeline folders (``model_index.json`` + one model subfolder). ``model_index.json``
-names the model as ``["vaegan", "<Class>"]``, so ``DiffusionPipeline.from_pretrained(folder_or_repo)`` works after
-``import vaegan``; the model is then loaded by vaegan's own strict, safetensors-only ``from_pretrained``. Nothing
-from a repo is ever executed: ``trust_remote_code`` and ``custom_pipeline`` are refused.
+and save to / load from pipeline folders (``model_index.json`` + one model subfolder). A class-conditional model
+takes ``class_labels`` like diffusers' ``DiTPipeline`` (``pipe(class_labels=[3, 7])``, ``pipe.get_label_ids("three")``,
+``pipe.id2label``). ``model_index.json`` names the model as ``["vaegan", "<Class>"]``, so
+``DiffusionPipeline.from_pretrained(folder_or_repo)`` works after ``import vaegan``; the model is then loaded by
+vaegan's own strict, safetensors-only ``from_pretrained``. Nothing from a repo is ever executed:
+``trust_remote_code`` and ``custom_pipeline`` are refused.
 """
 
 import json
@@ -112,23 +114,41 @@ class GenerativePipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=result) if return_dict else (result,)
 
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Class index -> name for a class-conditional model with class names (as ``DiTPipeline.id2label``)."""
+        names = self.generative_model.class_names or []
+        return dict(enumerate(names))
+
+    def get_label_ids(self, label: str | list[str]) -> list[int]:
+        """Class names -> class indices (as ``DiTPipeline.get_label_ids``); unknown names raise a ValueError."""
+        labels = [label] if isinstance(label, str) else list(label)
+        return self.generative_model.prepare_class_labels(labels).tolist()
+
     @torch.no_grad()
     def __call__(self, batch_size: int = 1, generator: torch.Generator | list[torch.Generator] | None = None,
-                 temperature: float = 1.0, output_type: str = "pil", return_dict: bool = True
-                 ) -> ImagePipelineOutput | tuple:
+                 temperature: float = 1.0, output_type: str = "pil", return_dict: bool = True,
+                 class_labels: Any = None) -> ImagePipelineOutput | tuple:
         """Generate ``batch_size`` images from the model's prior.
 
         Args:
-            batch_size: number of images.
+            batch_size: number of images. With a list of ``class_labels`` it may be left at 1: one image per label.
             generator: ``torch.Generator`` (or one per image) making generation deterministic; the same seed gives
                 the same images as ``model.sample(batch_size, generator=...)``.
             temperature: scale of the prior's spread (below 1: more typical, less varied images).
             output_type: ``"pil"`` (list of PIL images), ``"np"`` (float array ``(N, H, W, C)`` in [0, 1]) or
                 ``"pt"`` (tensor ``(N, C, H, W)`` in [0, 1]).
             return_dict: return an ``ImagePipelineOutput`` (else a tuple ``(images,)``).
+            class_labels: class-conditional models: one label (index or class name) for every image, or one per
+                image; drawn uniformly with ``generator`` when omitted.
         """
         self._check_output_type(output_type)
-        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature)
+        one_per_image = isinstance(class_labels, list | tuple) or (
+            isinstance(class_labels, torch.Tensor | np.ndarray) and class_labels.ndim == 1)
+        if batch_size == 1 and one_per_image:
+            batch_size = len(class_labels)
+        labels = {} if class_labels is None else {"class_labels": class_labels}  # plugin families may take none
+        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature, **labels)
         return self._output(images, output_type, return_dict)
 
     def _as_endpoint(self, value: Any) -> torch.Tensor:
@@ -150,16 +170,18 @@ class GenerativePipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def interpolate(self, start: Any, end: Any, steps: int = 8, mode: str = "slerp", output_type: str = "pil",
-                    return_dict: bool = True) -> ImagePipelineOutput | tuple:
+                    return_dict: bool = True, class_labels: Any = None) -> ImagePipelineOutput | tuple:
         """Images along the latent path from ``start`` to ``end`` (both included).
 
         ``start`` / ``end`` are seeds (ints: the latent ``pipe(generator=torch.Generator().manual_seed(seed))``
         decodes), latent vectors, or images (``(C, H, W)`` tensors in [0, 1] or PIL images; AE/VAE only, they are
-        encoded first). ``mode`` is ``"slerp"`` (spherical) or ``"lerp"`` (straight line).
+        encoded first). ``mode`` is ``"slerp"`` (spherical) or ``"lerp"`` (straight line). A class-conditional
+        model needs ``class_labels``: one label for the whole path, or one per step.
         """
         self._check_output_type(output_type)
         model = self.generative_model
-        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode)
+        labels = {} if class_labels is None else {"class_labels": class_labels}
+        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode, **labels)
         return self._output(images, output_type, return_dict)
 
     # ------------------------------------------------------------------ save / load / share

@@ -49,15 +49,31 @@ def _load_model(model: Any):
 
 
 @functools.lru_cache(maxsize=4)
-def _real_images(data: str, split: str, channels: int, image_size: int, limit: int | None,
-                 cache_dir: str | None) -> torch.Tensor:
+def _real_labelled(data: str, split: str, channels: int, image_size: int, limit: int | None,
+                   cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     from torch.utils.data import DataLoader
 
     from ..data import load_image_dataset
 
     dataset = load_image_dataset(data, image_size=image_size, channels=channels, split=split, limit=limit,
                                  cache_dir=cache_dir)
-    return torch.cat([images for images, _ in DataLoader(dataset, batch_size=_BATCH)])
+    batches = list(DataLoader(dataset, batch_size=_BATCH))
+    return torch.cat([images for images, _ in batches]), torch.cat([labels for _, labels in batches])
+
+
+def _real_images(data: str, split: str, channels: int, image_size: int, limit: int | None,
+                 cache_dir: str | None) -> torch.Tensor:
+    return _real_labelled(data, split, channels, image_size, limit, cache_dir)[0]
+
+
+def digit_classes(model) -> bool:
+    """Whether ``model`` is class-conditional with ten classes, read as the digits 0-9 (for ``class_accuracy``)."""
+    return getattr(model, "num_classes", None) == 10
+
+
+def balanced_labels(num_samples: int, num_classes: int) -> torch.Tensor:
+    """Labels ``0, 1, ..., num_classes - 1, 0, 1, ...``: every class equally often (to within one)."""
+    return torch.arange(num_samples) % num_classes
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,7 +84,8 @@ def _real_features(data: str, features: str, channels: int, image_size: int,
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _sample_features(model, num_samples: int, seed: int, features: str, progress: bool):
+def _sample_features(model, num_samples: int, seed: int, features: str, progress: bool,
+                     labels: torch.Tensor | None = None):
     from tqdm.auto import tqdm
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -76,7 +93,8 @@ def _sample_features(model, num_samples: int, seed: int, features: str, progress
     with tqdm(total=num_samples, desc="sampling", unit="img", disable=not progress or None, leave=False) as bar:
         for start in range(0, num_samples, _BATCH):
             n = min(_BATCH, num_samples - start)
-            f, lg = extract(model.sample(n, generator=generator).float().cpu(), features)
+            extra = {} if labels is None else {"class_labels": labels[start:start + n]}
+            f, lg = extract(model.sample(n, generator=generator, **extra).float().cpu(), features)
             feats.append(f)
             logits.append(lg)
             bar.update(n)
@@ -99,6 +117,10 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     ``num_heldout x iwae_samples`` decoder passes; ``elbo_nll`` alone uses :data:`ELBO_SAMPLES`). The same
     arguments give the same numbers; the caller's random number generators are left as they were.
 
+    A class-conditional model samples every class equally often (``0, 1, ..., 0, 1, ...``; 1,000 per class of the
+    ten digits with the default 10,000 samples); ``class_accuracy`` is the share of samples classified as their
+    requested digit. Its likelihood and reconstruction metrics are conditional on the held-out images' labels.
+
     Returns ``{"model", "data", "seed", "features", "num_samples", "real_images", "heldout_images",
     "iwae_samples" | "elbo_samples", "metrics": {name: value}, "class_histogram"}`` (the keys that apply).
     """
@@ -108,7 +130,7 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     chosen = features or default_features(data, metrics)
     family = getattr(model, "family", "model")
     names = resolve_metrics(list(metrics) if metrics is not None else None, family, model.can_sample, chosen,
-                            f"{type(model).__name__} {name!r}")
+                            f"{type(model).__name__} {name!r}", digit_classes(model))
     if not names:
         raise ConfigError(f"no metric applies to {type(model).__name__} {name!r}.")
     if num_samples < 2:
@@ -135,7 +157,9 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
         result.update(features=chosen, num_samples=num_samples)
         real_feats, _ = _real_features(data, chosen, channels, size, cache_dir)
         result["real_images"] = len(real_feats)
-        fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress)
+        num_classes = getattr(model, "num_classes", None)
+        labels = balanced_labels(num_samples, num_classes) if num_classes else None
+        fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress, labels)
         wanted = set(names)
         if wanted & {"fd_mnist", "fid"}:
             values["fd_mnist" if chosen == "mnist" else "fid"] = frechet_distance(real_feats, fake_feats)
@@ -151,16 +175,21 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
             values["confident"] = confident(probabilities)
             values["class_coverage"] = class_coverage(probabilities)
             result["class_histogram"] = class_histogram(probabilities)
+            if "class_accuracy" in wanted:
+                values["class_accuracy"] = float((probabilities.argmax(1) == labels).float().mean())
     if kinds & {"likelihood", "recon"}:
-        heldout = _real_images(data, "test", channels, size, num_heldout, cache_dir)
+        heldout, heldout_labels = _real_labelled(data, "test", channels, size, num_heldout, cache_dir)
         result["heldout_images"] = len(heldout)
+        if getattr(model, "num_classes", None) is None:
+            heldout_labels = None
         if "likelihood" in kinds:
             # The ELBO alone (analytic KL) needs few posterior draws; the IWAE bound needs its k.
             iwae = bool({"iwae_nll", "iwae_bpd"} & set(names))
             draws = iwae_samples if iwae else min(iwae_samples, ELBO_SAMPLES)
             result["iwae_samples" if iwae else "elbo_samples"] = draws
             generator = torch.Generator().manual_seed(seed)
-            values.update(likelihood_bounds(model, heldout, k=draws, generator=generator, progress=progress))
+            values.update(likelihood_bounds(model, heldout, k=draws, generator=generator, progress=progress,
+                                            class_labels=heldout_labels))
         if "recon" in kinds:
-            values["recon_mse"] = reconstruction_mse(model, heldout)
+            values["recon_mse"] = reconstruction_mse(model, heldout, class_labels=heldout_labels)
     result["metrics"] = {n: values[n] for n in names if n in values}

@@ -37,11 +37,14 @@ def _log_likelihood(model, logits: torch.Tensor, images: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: torch.Generator | None = None,
-                      batch_size: int = 50, progress: bool = False) -> dict[str, float]:
+                      batch_size: int = 50, progress: bool = False,
+                      class_labels: torch.Tensor | None = None) -> dict[str, float]:
     """``elbo_nll`` / ``iwae_nll`` (nats per image) and ``elbo_bpd`` / ``iwae_bpd`` of a VAE on ``images`` in [0, 1].
 
-    Memory stays bounded: images go ``batch_size`` at a time and their ``k`` posterior draws in chunks.
+    Memory stays bounded: images go ``batch_size`` at a time and their ``k`` posterior draws in chunks. A
+    class-conditional VAE needs the images' ``class_labels`` (the bounds are then on ``log p(x | y)``).
     """
+    from ..models.conditioning import call
     if k < 1:
         raise ValueError(f"the IWAE bound needs k >= 1 posterior samples, got {k}.")
     model.eval()
@@ -50,9 +53,11 @@ def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: 
     chunk = max(1, _MAX_PASSES // batch_size)
     from tqdm.auto import tqdm
 
-    for x in tqdm(images.split(batch_size), desc=f"likelihood (k={k})", unit="batch", leave=False,
-                  disable=not progress or None):
-        dist = model.encode(x).latent_dist
+    batches = images.split(batch_size)
+    label_batches = [None] * len(batches) if class_labels is None else class_labels.to(model.device).split(batch_size)
+    for x, y in tqdm(list(zip(batches, label_batches, strict=True)), desc=f"likelihood (k={k})", unit="batch",
+                     leave=False, disable=not progress or None):
+        dist = model.encode(x, class_labels=y).latent_dist if y is not None else model.encode(x).latent_dist
         mean, std, logvar = dist.mean, dist.std, dist.logvar
         kl = dist.kl()
         log_weights, recon_sum = [], torch.zeros(len(x), dtype=torch.float64, device=x.device)
@@ -60,7 +65,7 @@ def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: 
             n = min(chunk, k - start)
             eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
             z = mean + std * eps  # (n, B, d)
-            logits = model.decoder(z.reshape(-1, z.shape[-1]))
+            logits = call(model.decoder, z.reshape(-1, z.shape[-1]), None if y is None else y.repeat(n))
             log_px = _log_likelihood(model, logits, x.repeat(n, *([1] * (x.ndim - 1)))).view(n, len(x))
             log_pz = -0.5 * (_LOG_2PI + z.pow(2)).sum(-1)
             log_qz = -0.5 * (_LOG_2PI + logvar + eps.pow(2)).sum(-1)
@@ -77,9 +82,13 @@ def likelihood_bounds(model, images: torch.Tensor, *, k: int = 1000, generator: 
 
 
 @torch.no_grad()
-def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500) -> float:
-    """Mean squared error per pixel between ``images`` and ``model.reconstruct(images)``."""
+def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500,
+                       class_labels: torch.Tensor | None = None) -> float:
+    """Mean squared error per pixel between ``images`` and ``model.reconstruct(images)`` (with their
+    ``class_labels`` for a class-conditional model)."""
     total = 0.0
-    for x in images.split(batch_size):
-        total += float((model.reconstruct(x).float().cpu() - x.float()).pow(2).flatten(1).mean(1).sum())
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size]
+        extra = {} if class_labels is None else {"class_labels": class_labels[start:start + batch_size]}
+        total += float((model.reconstruct(x, **extra).float().cpu() - x.float()).pow(2).flatten(1).mean(1).sum())
     return total / len(images)

@@ -43,6 +43,9 @@ _ALL = [
            "digit with probability >= 0.9", True, "mnist"),
     Metric("class_coverage", "classifier", "entropy of the predicted-digit histogram of generated samples "
            "divided by ln 10 (1.0: all ten digits equally often)", True, "mnist"),
+    Metric("class_accuracy", "classifier", "class-conditional models of the ten digits: share of generated "
+           "samples that vaegan's MNIST classifier assigns to the requested digit (the same number of samples per "
+           "class)", True, "mnist"),
     Metric("elbo_nll", "likelihood", "negative ELBO on held-out real images, nats per image", False),
     Metric("iwae_nll", "likelihood", "negative importance-weighted bound (Burda et al. 2016, k posterior "
            "samples) on held-out real images, nats per image", False),
@@ -53,12 +56,16 @@ _ALL = [
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
 
 
-def applicable_metrics(family: str, can_sample: bool, features: str | None) -> list[str]:
-    """Names of the metrics that apply to a model of ``family`` with feature extractor ``features``."""
+def applicable_metrics(family: str, can_sample: bool, features: str | None, digit_classes: bool = False) -> list[str]:
+    """Names of the metrics that apply to a model of ``family`` with feature extractor ``features``.
+
+    ``digit_classes``: the model is class-conditional with ten classes, read as the digits 0-9 (``class_accuracy``).
+    """
     names = []
     for metric in _ALL:
         if metric.kind in ("generation", "classifier"):
             ok = can_sample and features is not None and metric.features in (None, features)
+            ok = ok and (metric.name != "class_accuracy" or digit_classes)
         elif metric.kind == "likelihood":
             ok = family == "vae"
         else:
@@ -69,9 +76,9 @@ def applicable_metrics(family: str, can_sample: bool, features: str | None) -> l
 
 
 def resolve_metrics(requested: list[str] | None, family: str, can_sample: bool, features: str | None,
-                    model_name: str = "this model") -> list[str]:
+                    model_name: str = "this model", digit_classes: bool = False) -> list[str]:
     """The metrics to compute: all that apply when ``requested`` is None, else ``requested`` after checks."""
-    valid = applicable_metrics(family, can_sample, features)
+    valid = applicable_metrics(family, can_sample, features, digit_classes)
     if requested is None:
         return valid
     for name in requested:
@@ -82,6 +89,8 @@ def resolve_metrics(requested: list[str] | None, family: str, can_sample: bool, 
             metric = METRICS[name]
             why = {"likelihood": "it needs a VAE (an encoder and a likelihood)",
                    "recon": "it needs an encoder (an AE or a VAE)"}.get(metric.kind)
+            if why is None and name == "class_accuracy" and not digit_classes:
+                why = "it needs a class-conditional model of the ten digits (num_classes: 10)"
             if why is None:
                 why = ("it needs a model that can sample" if not can_sample else
                        f"it needs --features {metric.features}" if metric.features else "it needs features")

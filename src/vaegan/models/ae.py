@@ -10,6 +10,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
+from . import conditioning
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
 from .outputs import encoder_output
 from .validation import MAX_PARAMETERS, check_choice, check_int
@@ -28,6 +29,9 @@ class AE(Autoencoder):
     full-covariance Gaussian — and shows why an AE is a poor generator: its latent space has holes the
     Gaussian does not know about; ``prior="gmm"`` fits a mixture of ``prior_components`` Gaussians
     (Ghosh et al., 2020, :mod:`vaegan.models.priors`), which follows the clusters of the codes.
+
+    With ``num_classes`` set it is class-conditional: the label enters encoder and decoder (as in a CVAE), and
+    ``class_names`` (optional) names the labels.
     """
 
     family = "ae"
@@ -50,6 +54,8 @@ class AE(Autoencoder):
         reconstruction_loss: str = "mse",
         prior: str = "gaussian",
         prior_components: int = 10,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
@@ -63,6 +69,7 @@ class AE(Autoencoder):
             block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
             decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=latent_dim,
+            num_classes=num_classes, class_names=class_names,
         )
         if prior == "gmm":
             self.latent_prior = mixture_prior(latent_dim, prior_components)
@@ -72,21 +79,28 @@ class AE(Autoencoder):
         self.register_buffer("prior_scale_tril", torch.eye(latent_dim))
         self.register_buffer("prior_fitted", torch.zeros(()))
 
-    def encode(self, images: torch.Tensor, return_dict: bool = True) -> EncoderOutput | tuple:
+    def encode(self, images: torch.Tensor, return_dict: bool = True,
+               class_labels: conditioning.ClassLabels | None = None) -> EncoderOutput | tuple:
         """Images in [0, 1] -> ``EncoderOutput(latent=(B, latent_dim))``."""
-        latents = self.encoder(images)
+        latents = conditioning.call(self.encoder, images, self._labels_for(class_labels, images))
         return encoder_output(latents) if return_dict else (latents,)
 
-    def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Reconstruct ``sample``."""
-        return self.decode(self.encode(sample).latent, return_dict=return_dict)
+    def forward(self, sample: torch.Tensor, return_dict: bool = True,
+                class_labels: conditioning.ClassLabels | None = None) -> DecoderOutput | tuple:
+        """Reconstruct ``sample`` (with its ``class_labels`` for a class-conditional AE)."""
+        labels = self._labels_for(class_labels, sample)
+        return self.decode(self.encode(sample, class_labels=labels).latent, return_dict=return_dict,
+                           class_labels=labels)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode(images).latent
+    def encode_images(self, images: torch.Tensor,
+                      class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
+        return self.encode(images, class_labels=class_labels).latent
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        loss = reconstruction_loss(self.decoder(self.encoder(images)), images, self.config.reconstruction_loss)
-        return {"loss": loss}
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        latents = conditioning.call(self.encoder, images, class_labels)
+        logits = conditioning.call(self.decoder, latents, class_labels)
+        return {"loss": reconstruction_loss(logits, images, self.config.reconstruction_loss)}
 
     # ------------------------------------------------------------------ the fitted prior
     @property
@@ -118,7 +132,7 @@ class AE(Autoencoder):
         self.prior_scale_tril.copy_(torch.linalg.cholesky(cov + jitter))
         self.prior_fitted.fill_(1.0)
 
-    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         self.fit_prior(self.training_latents(batches))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,

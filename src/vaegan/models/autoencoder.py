@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from . import conditioning
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
 from .outputs import decoder_output
@@ -50,12 +51,17 @@ class Autoencoder(GenerativeModel):
     def _init_autoencoder(self, *, image_size: int, in_channels: int, latent_dim: int, architecture: str,
                           block_out_channels: Sequence[int], strides: Sequence[int], kernel_size: int,
                           decoder_block_out_channels: Sequence[int] | None, hidden_dims: Sequence[int],
-                          activation: str, batch_norm: bool, dropout: float, encoder_outputs: int) -> None:
+                          activation: str, batch_norm: bool, dropout: float, encoder_outputs: int,
+                          num_classes: int | None = None, class_names: Sequence[str] | None = None) -> None:
         check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
         check_int("in_channels", in_channels, maximum=64)
         check_int("latent_dim", latent_dim)
         check_choice("architecture", architecture, ARCHITECTURES)
         check_choice("activation", activation, tuple(ACTIVATIONS))
+        conditioning.check_class_config(num_classes, class_names)
+        # A CVAE's encoder reads the label as one more image channel; its decoder reads it beside the latent.
+        encoder_channels = in_channels + (1 if num_classes else 0)
+        decoder_inputs = latent_dim + (conditioning.embedding_dim(num_classes) if num_classes else 0)
         check_float("dropout", dropout, maximum=1.0, max_inclusive=False)
         if not isinstance(batch_norm, bool):
             raise ConfigError(f"batch_norm must be true or false, got {batch_norm!r}.")
@@ -79,9 +85,9 @@ class Autoencoder(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "encoder": ConvEncoder(in_channels, image_size, channels, strides, kernel_size,
+                    "encoder": ConvEncoder(encoder_channels, image_size, channels, strides, kernel_size,
                                            encoder_outputs, activation, batch_norm, dropout),
-                    "decoder": ConvDecoder(latent_dim, image_size, in_channels, channels[-1], decoder,
+                    "decoder": ConvDecoder(decoder_inputs, image_size, in_channels, channels[-1], decoder,
                                            list(reversed(strides)), kernel_size, activation, batch_norm,
                                            dropout),
                 }
@@ -91,19 +97,33 @@ class Autoencoder(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "encoder": MLP(pixels, hidden, encoder_outputs, activation, batch_norm, dropout),
-                    "decoder": MLP(latent_dim, list(reversed(hidden)), pixels, activation, batch_norm, dropout,
+                    "encoder": MLP(encoder_channels * image_size**2, hidden, encoder_outputs, activation, batch_norm,
+                                   dropout),
+                    "decoder": MLP(decoder_inputs, list(reversed(hidden)), pixels, activation, batch_norm, dropout,
                                    out_shape=(in_channels, image_size, image_size)),
                 }
 
+        if num_classes:
+            unconditional = factory
+
+            def factory() -> dict:
+                nets = unconditional()
+                return {"encoder": conditioning.LabelledImages(nets["encoder"], num_classes, image_size),
+                        "decoder": conditioning.LabelledLatents(nets["decoder"], num_classes)}
+
         self._build(factory)
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(latents))
+    def decode_latents(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(conditioning.call(self.decoder, latents, class_labels))
 
-    def decode(self, latents: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
+    def _labels_for(self, class_labels: conditioning.ClassLabels | None, batch: torch.Tensor) -> torch.Tensor | None:
+        """Public-API labels for a batch: checked, one per row (None stays None for an unconditional model)."""
+        return self.prepare_class_labels(class_labels, len(batch))
+
+    def decode(self, latents: torch.Tensor, return_dict: bool = True,
+               class_labels: conditioning.ClassLabels | None = None) -> DecoderOutput | tuple:
         """Latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images in [0, 1])``."""
-        images = self.decode_latents(latents)
+        images = self.decode_latents(latents, self._labels_for(class_labels, latents))
         return decoder_output(images) if return_dict else (images,)
 
     def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -116,12 +136,22 @@ class Autoencoder(GenerativeModel):
             return state
         return {**{k: v for k, v in state.items() if not is_prior(k)}, **own}
 
-    def training_latents(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
-        """Latent codes (posterior modes) ``(N, latent_dim)`` of all images in ``batches``, in evaluation mode."""
-        with self._eval_mode():
-            return torch.cat([self.encode_images(images.to(self.device, self.dtype)) for images in batches])
+    def training_latents(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]
+                         ) -> torch.Tensor:
+        """Latent codes (posterior modes) ``(N, latent_dim)`` of all images in ``batches``, in evaluation mode.
 
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""
+        A class-conditional model encodes ``(images, class_labels)`` pairs (an unconditional one ignores labels).
+        """
+        latents = []
         with self._eval_mode():
-            return self.decode_latents(self.encode_images(images.to(self.device, self.dtype)))
+            for batch in batches:
+                images, labels = batch if isinstance(batch, tuple | list) else (batch, None)
+                labels = labels if self.num_classes is not None else None  # e.g. a DataLoader's unused labels
+                latents.append(self.encode_images(images.to(self.device, self.dtype), class_labels=labels))
+        return torch.cat(latents)
+
+    def reconstruct(self, images: torch.Tensor, class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
+        """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""
+        labels = self._labels_for(class_labels, images)
+        with self._eval_mode():
+            return self.decode_latents(self.encode_images(images.to(self.device, self.dtype), labels), labels)

@@ -29,6 +29,8 @@ from ..cards import TRAINING_CONFIG_NAME, write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
 from ..files import apply_umask, make_staging_dir
 from ..interpolation import interpolate_latents
+from . import conditioning
+from .conditioning import ClassLabels
 from .sources import check_model_source, explain_unreachable
 from .validation import MAX_PARAMETERS, closest
 
@@ -83,6 +85,64 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """``(channels, height, width)`` of the images this model reads and writes."""
         return (self.config.in_channels, self.config.image_size, self.config.image_size)
 
+    # ------------------------------------------------------------------ class conditioning
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes of a class-conditional model; None for an unconditional one."""
+        return self.config.get("num_classes")
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Names of the classes (index ``i`` names label ``i``), when the model has them."""
+        names = self.config.get("class_names")
+        return list(names) if names is not None else None
+
+    def prepare_class_labels(self, class_labels: ClassLabels | None, num_samples: int | None = None,
+                             generator: torch.Generator | list[torch.Generator] | None = None,
+                             draw_missing: bool = False) -> torch.Tensor | None:
+        """``class_labels`` (indices, names, or an integer tensor) checked and as a ``(num_samples,)`` long tensor.
+
+        None stays None for an unconditional model; for a class-conditional one it raises, or with
+        ``draw_missing`` draws labels uniformly with ``generator``. Labels given to an unconditional model, out of
+        range, unknown names and floats raise errors that say what to pass instead.
+        """
+        if class_labels is None:
+            if self.num_classes is None:
+                return None
+            if not draw_missing:
+                raise ValueError(f"This {type(self).__name__} is class-conditional ({self.num_classes} classes): "
+                                 "pass class_labels (an index, a class name, or one per sample).")
+            return conditioning.random_labels(num_samples, self.num_classes, generator, self.device)
+        return conditioning.label_tensor(class_labels, num_classes=self.num_classes, class_names=self.class_names,
+                                         num_samples=num_samples, model_name=type(self).__name__,
+                                         device=self.device)
+
+    def _decode(self, latents: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        # Plugin families without conditioning keep their one-argument decode_latents.
+        if class_labels is None:
+            return self.decode_latents(latents)
+        return self.decode_latents(latents, class_labels=class_labels)
+
+    def generate_all_classes(self, latents: torch.Tensor) -> torch.Tensor:
+        """Each latent decoded in every class: ``(N * num_classes, C, H, W)``, latent-major.
+
+        Row ``i`` of ``make_grid(images, nrow=model.num_classes)`` is latent ``i`` (its *style*) drawn as every
+        class — the classic CVAE figure. For the style of real images, pass ``model.encode_images(images,
+        class_labels=labels)``.
+        """
+        if self.num_classes is None:
+            raise ValueError(f"This {type(self).__name__} is unconditional (num_classes is None); "
+                             "generate_all_classes needs a class-conditional model.")
+        latents = torch.as_tensor(latents).to(self.device, self.dtype)
+        if latents.ndim == 1:
+            latents = latents.unsqueeze(0)
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise ValueError(f"expected latents of shape (N, {self.latent_dim}), got {tuple(latents.shape)}.")
+        k = self.num_classes
+        labels = torch.arange(k, device=self.device).repeat(len(latents))
+        with self._eval_mode():
+            return self._decode(latents.repeat_interleave(k, dim=0), labels)
+
     # ------------------------------------------------------------------ generation
     @property
     def has_encoder(self) -> bool:
@@ -95,11 +155,17 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         return True
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
+        """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1].
+
+        Class-conditional families also take ``class_labels`` (a ``(B,)`` long tensor).
+        """
         raise NotImplementedError
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` in [0, 1] -> latents ``(B, latent_dim)`` (the posterior mode)."""
+        """Images ``(B, C, H, W)`` in [0, 1] -> latents ``(B, latent_dim)`` (the posterior mode).
+
+        Class-conditional families also take ``class_labels`` (a ``(B,)`` long tensor).
+        """
         raise NotImplementedError(
             f"{type(self).__name__} has no encoder; pass latent vectors instead, e.g. "
             "model.prior_latents(2, generator=torch.Generator().manual_seed(0))."
@@ -124,17 +190,24 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             self.train(was_training)
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+               temperature: float = 1.0, class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Generate ``num_samples`` images ``(N, C, H, W)`` in [0, 1]; the same generator seed gives the same images.
 
-        ``temperature`` scales the prior's spread (below 1: more typical, less varied images).
+        ``temperature`` scales the prior's spread (below 1: more typical, less varied images). ``class_labels``
+        (class-conditional models only): one label for every sample or one per sample, as indices or class
+        names; without them the labels are drawn uniformly with ``generator`` (after the latents, so the same
+        seed gives the same latents with or without labels).
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        labels = None if class_labels is None else self.prepare_class_labels(class_labels, num_samples)
         with self._eval_mode():
-            return self.decode_latents(self.prior_latents(num_samples, generator, temperature))
+            latents = self.prior_latents(num_samples, generator, temperature)
+            if labels is None:
+                labels = self.prepare_class_labels(None, num_samples, generator, draw_missing=True)
+            return self._decode(latents, labels)
 
-    def _to_latent(self, x: torch.Tensor) -> torch.Tensor:
+    def _to_latent(self, x: torch.Tensor, class_label: torch.Tensor | None = None) -> torch.Tensor:
         x = torch.as_tensor(x).to(self.device)
         if x.ndim <= 2:  # a latent vector, or a batch of one
             if x.numel() != self.latent_dim:
@@ -143,18 +216,25 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         images = x.unsqueeze(0) if x.ndim == 3 else x
         if images.shape[0] != 1 or tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f"expected one image of shape {self.image_shape}, got {tuple(x.shape)}.")
-        return self.encode_images(images.to(self.dtype))[0]
+        if class_label is None:
+            return self.encode_images(images.to(self.dtype))[0]
+        return self.encode_images(images.to(self.dtype), class_labels=class_label.reshape(1))[0]
 
     def interpolate(self, start: torch.Tensor, end: torch.Tensor, steps: int = 10,
-                    mode: str = "slerp") -> torch.Tensor:
+                    mode: str = "slerp", class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Images along a latent path from ``start`` to ``end`` -> ``(steps, C, H, W)`` in [0, 1].
 
         ``start`` / ``end`` are images ``(C, H, W)`` (encoded first; AE/VAE only) or latent vectors.
-        ``mode`` is 'slerp' (spherical, suits Gaussian latents) or 'lerp' (straight line).
+        ``mode`` is 'slerp' (spherical, suits Gaussian latents) or 'lerp' (straight line). A class-conditional
+        model needs ``class_labels``: one label for the whole path, or one per step (image end points are encoded
+        with the first and the last).
         """
+        # With invalid steps, interpolate_latents below says why.
+        labels = self.prepare_class_labels(class_labels, steps if isinstance(steps, int) and steps >= 2 else None)
+        first, last = (labels[0], labels[-1]) if labels is not None else (None, None)
         with self._eval_mode():
-            path = interpolate_latents(self._to_latent(start), self._to_latent(end), steps, mode)
-            return self.decode_latents(path)
+            path = interpolate_latents(self._to_latent(start, first), self._to_latent(end, last), steps, mode)
+            return self._decode(path, labels)
 
     # ------------------------------------------------------------------ training protocol
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
@@ -166,14 +246,20 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         return True
 
     def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """Losses of ``phase`` for a batch of images in [0, 1]: ``{"loss": scalar to minimise, **logged terms}``."""
+        """Losses of ``phase`` for a batch of images in [0, 1]: ``{"loss": scalar to minimise, **logged terms}``.
+
+        The trainer passes ``class_labels=`` (the batch's ``(B,)`` long labels) to class-conditional models only.
+        """
         raise NotImplementedError
 
     def after_optimizer_step(self, phase: str) -> None:
         """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
 
     def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
-        """Called once after training with the training images (e.g. the AE fits its latent prior)."""
+        """Called once after training with the training images (e.g. the AE fits its latent prior).
+
+        A class-conditional model gets ``(images, class_labels)`` pairs instead of image batches.
+        """
 
     def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A pretrained model's ``state_dict`` adapted to this model's options before fine-tuning (``--init-from``).

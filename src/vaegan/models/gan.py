@@ -17,22 +17,34 @@ to zero over ``instance_noise_anneal_steps`` when that is set), a regulariser ag
 discriminator call (:mod:`vaegan.models.augment`). ``ema_decay`` keeps an exponential moving average of the
 generator (:mod:`vaegan.models.ema`), which ``sample``, ``interpolate`` and the pipelines use unless
 ``model.use_ema = False``.
+
+Class conditioning (``num_classes``): the generator reads a label embedding concatenated with ``z``; the
+discriminator is a projection discriminator (``conditioning="projection"``, Miyato & Koyama 2018) or has an
+auxiliary classifier (``"acgan"``, Odena et al. 2017) whose cross-entropy on real and generated images joins
+both players' losses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
 
+from ..errors import ConfigError
+from . import conditioning as _conditioning
 from .augment import diff_augment, parse_policy
 from .base import GenerativeModel
 from .ema import EMAWeights
 from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
+from .outputs import decoder_output
 from .regularizers import apply_spectral_norm, r1_penalty
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+
+if TYPE_CHECKING:
+    from diffusers.models.autoencoders.vae import DecoderOutput
 
 ARCHITECTURES = ("mlp", "dcgan")
 LOSSES = ("minimax", "non_saturating", "wgan", "wgan_gp", "hinge")
@@ -69,6 +81,9 @@ class GAN(GenerativeModel):
         ema_decay: float = 0.0,
         diff_augment: str | None = None,
         r1_gamma: float = 0.0,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        conditioning: str = "projection",
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
@@ -90,6 +105,12 @@ class GAN(GenerativeModel):
         check_float("ema_decay", ema_decay, maximum=1.0, max_inclusive=False)
         self.augment_policy = parse_policy(diff_augment)
         check_float("r1_gamma", r1_gamma)
+        _conditioning.check_class_config(num_classes, class_names)
+        check_choice("conditioning", conditioning, _conditioning.DISCRIMINATOR_CONDITIONING)
+        if conditioning != "projection" and not num_classes:
+            raise ConfigError(f"conditioning={conditioning!r} needs a class-conditional GAN; set num_classes, or drop "
+                              "conditioning.")
+        g_inputs = latent_dim + (_conditioning.embedding_dim(num_classes) if num_classes else 0)
         pixels = in_channels * image_size * image_size
         shape = (in_channels, image_size, image_size)
         if architecture == "dcgan":
@@ -97,7 +118,7 @@ class GAN(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "generator": DCGANGenerator(latent_dim, image_size, in_channels, base_channels),
+                    "generator": DCGANGenerator(g_inputs, image_size, in_channels, base_channels),
                     "discriminator": DCGANDiscriminator(image_size, in_channels, base_channels,
                                                         self.discriminator_norm),
                 }
@@ -107,10 +128,19 @@ class GAN(GenerativeModel):
 
             def factory() -> dict:
                 return {
-                    "generator": MLP(latent_dim, g_hidden, pixels, "leaky_relu", batch_norm=True,
+                    "generator": MLP(g_inputs, g_hidden, pixels, "leaky_relu", batch_norm=True,
                                      out_shape=shape),
                     "discriminator": MLP(pixels, d_hidden, 1, "leaky_relu", dropout=discriminator_dropout),
                 }
+
+        if num_classes:
+            unconditional = factory
+
+            def factory() -> dict:
+                nets = unconditional()
+                return {"generator": _conditioning.LabelledLatents(nets["generator"], num_classes),
+                        "discriminator": _conditioning.ConditionalDiscriminator(nets["discriminator"], num_classes,
+                                                                                conditioning)}
 
         self._build(self._with_spectral_norm(factory) if self.discriminator_norm == "spectral" else factory)
         #: Whether generation uses the EMA generator (when ``ema_decay`` > 0); set False for the raw generator.
@@ -133,27 +163,41 @@ class GAN(GenerativeModel):
         """Whether this GAN keeps an EMA generator (``ema_decay`` > 0)."""
         return hasattr(self, "generator_ema")
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         generator = self.generator_ema if self.has_ema and self.use_ema else self.generator
-        return (torch.tanh(generator(latents)) + 1) / 2
+        return (torch.tanh(_conditioning.call(generator, latents, class_labels)) + 1) / 2
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               use_ema: bool | None = None) -> torch.Tensor:
+               class_labels: _conditioning.ClassLabels | None = None, use_ema: bool | None = None) -> torch.Tensor:
         """Like :meth:`GenerativeModel.sample`; ``use_ema=False`` samples the raw (last-step) generator."""
         saved = self.use_ema
         self.use_ema = saved if use_ema is None else use_ema
         try:
-            return super().sample(num_samples, generator, temperature)
+            return super().sample(num_samples, generator, temperature, class_labels)
         finally:
             self.use_ema = saved
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Generator: latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1]."""
-        return self.decode_latents(latents)
+    def forward(self, latents: torch.Tensor, class_labels: _conditioning.ClassLabels | None = None,
+                return_dict: bool = True) -> DecoderOutput | tuple:
+        """Generator: latents ``(B, latent_dim)`` -> ``DecoderOutput(sample=images (B, C, H, W) in [0, 1])``.
 
-    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
-        """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1]."""
-        return self.discriminator(images * 2 - 1).squeeze(1)
+        A class-conditional GAN needs ``class_labels`` (one label, or one per latent).
+        """
+        images = self.decode_latents(latents, self.prepare_class_labels(class_labels, len(latents)))
+        return decoder_output(images) if return_dict else (images,)
+
+    def discriminate(self, images: torch.Tensor,
+                     class_labels: _conditioning.ClassLabels | None = None) -> torch.Tensor:
+        """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1] (and their labels)."""
+        acgan = self.num_classes is not None and self.config.conditioning == "acgan"
+        labels = None if acgan else self.prepare_class_labels(class_labels, len(images))  # ACGAN's logit: no label
+        return self._d(images * 2 - 1, labels).squeeze(1)
+
+    def _d(self, images: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator on images in [-1, 1]; an ACGAN's class logits are not part of it."""
+        if class_labels is None or self.config.conditioning == "acgan":
+            return self.discriminator(images)
+        return self.discriminator(images, class_labels)
 
     # ------------------------------------------------------------------ training
     def phase_parameters(self, phase: str) -> list[torch.nn.Parameter]:
@@ -170,40 +214,52 @@ class GAN(GenerativeModel):
         """The ``diff_augment`` policy applied to images in [-1, 1] (the identity when it is off)."""
         return diff_augment(images, self.augment_policy)
 
-    def _critic(self, images: torch.Tensor, noise_std: float) -> torch.Tensor:
-        """Discriminator output for (already augmented) images in [-1, 1], with instance noise."""
+    def _critic(self, images: torch.Tensor, noise_std: float,
+                class_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Discriminator output ``(B,)`` for (already augmented) images in [-1, 1], with instance noise, and the
+        ACGAN class loss."""
         if noise_std:
             images = images + noise_std * torch.randn_like(images)
-        return self.discriminator(images).squeeze(1)
+        if class_labels is not None and self.config.conditioning == "acgan":
+            logits, class_logits = self.discriminator.forward_with_classes(images)
+            return logits.squeeze(1), F.cross_entropy(class_logits, class_labels)
+        return self._d(images, class_labels).squeeze(1), images.new_zeros(())
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         real = images * 2 - 1
         latents = torch.randn(len(images), self.latent_dim, device=images.device, dtype=images.dtype)
+        # Fakes are drawn for the batch's own labels, so both players see the data's class balance.
+        labels = class_labels
         noise_std = self.instance_noise_std(step)
         objective = self.config.loss
         wasserstein = objective in ("wgan", "wgan_gp")
         if phase == "generator":
-            d_fake = self._critic(self.augment(torch.tanh(self.generator(latents))), noise_std)
+            d_fake, class_loss = self._critic(
+                self.augment(torch.tanh(_conditioning.call(self.generator, latents, labels))), noise_std, labels)
             if wasserstein or objective == "hinge":
                 loss = -d_fake.mean()
             elif objective == "minimax":
                 loss = -F.softplus(d_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
             else:
                 loss = F.softplus(-d_fake).mean()  # -log sigmoid(l)
+            if self._acgan(labels):
+                return {"loss": loss + class_loss, "class_loss": class_loss.detach()}
             return {"loss": loss}
 
         with torch.no_grad():
-            fake = self.augment(torch.tanh(self.generator(latents)))
+            fake = self.augment(torch.tanh(_conditioning.call(self.generator, latents, labels)))
         if self.config.r1_gamma:  # gradients with respect to the un-augmented real images
             real = real.detach().requires_grad_(True)
         real_seen = self.augment(real)
-        d_real, d_fake = self._critic(real_seen, noise_std), self._critic(fake, noise_std)
+        (d_real, real_class_loss), (d_fake, fake_class_loss) = (self._critic(real_seen, noise_std, labels),
+                                                                self._critic(fake, noise_std, labels))
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if wasserstein:
             loss = d_fake.mean() - d_real.mean()
             logs["wasserstein_distance"] = -loss.detach()
             if objective == "wgan_gp":
-                penalty = self.gradient_penalty(real_seen, fake)
+                penalty = self.gradient_penalty(real_seen, fake, labels)
                 loss = loss + self.config.gp_weight * penalty
                 logs["gradient_penalty"] = penalty.detach()
         elif objective == "hinge":
@@ -214,13 +270,20 @@ class GAN(GenerativeModel):
             penalty = r1_penalty(d_real, real)
             loss = loss + self.config.r1_gamma / 2 * penalty
             logs["r1_penalty"] = penalty.detach()
+        if self._acgan(labels):
+            loss = loss + real_class_loss + fake_class_loss
+            logs["class_loss"] = real_class_loss.detach()
         return {"loss": loss, **logs}
 
-    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _acgan(self, class_labels: torch.Tensor | None) -> bool:
+        return class_labels is not None and self.config.conditioning == "acgan"
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor,
+                         class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """``E[(||grad_x D(x)|| - 1)^2]`` on random points between real and fake images."""
         eps = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
         mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
+        (grad,) = torch.autograd.grad(self._d(mixed, class_labels).sum(), mixed, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
     def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

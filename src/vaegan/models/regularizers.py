@@ -8,13 +8,15 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 def apply_spectral_norm(network: nn.Module) -> nn.Module:
-    """Spectrally normalise the weight of every conv and linear layer of ``network`` in place (returns it).
+    """Spectrally normalise the weight of every conv, linear and embedding layer of ``network`` in place (returns it).
+
+    Embeddings are the class projection of a conditional discriminator (normalised as in Miyato & Koyama, 2018).
 
     Uses torch's parametrization: the layer's ``weight`` becomes ``W / sigma(W)``, ``sigma`` estimated by one
     power-iteration step per training forward pass; its vectors ``_u`` / ``_v`` are buffers, saved with the model.
     """
     for module in list(network.modules()):
-        if isinstance(module, nn.Conv2d | nn.Linear | nn.ConvTranspose2d):
+        if isinstance(module, nn.Conv2d | nn.Linear | nn.ConvTranspose2d | nn.Embedding):
             spectral_norm(module)
     return network
 

@@ -9,6 +9,7 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
+from . import conditioning
 from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
 from .outputs import latent_gaussian_class
 from .validation import check_choice, check_float, check_int
@@ -38,6 +39,9 @@ class VAE(Autoencoder):
     full-covariance Gaussians to the training latents after training (ex-post density estimation, Ghosh et
     al., 2020; :mod:`vaegan.models.priors`) and samples from it, covering the codes the encoder actually
     uses instead of the whole of ``N(0, I)``. Training is the same for both.
+
+    With ``num_classes`` set it is a conditional VAE (Sohn et al. 2015): the label enters encoder and decoder, so
+    the latent carries the *style* and the label the *content*; ``class_names`` (optional) names the labels.
     """
 
     family = "vae"
@@ -63,6 +67,8 @@ class VAE(Autoencoder):
         kl_warmup_steps: int = 0,
         prior: str = "standard",
         prior_components: int = 10,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
     ):
         super().__init__()
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
@@ -75,33 +81,42 @@ class VAE(Autoencoder):
             block_out_channels=block_out_channels, strides=strides, kernel_size=kernel_size,
             decoder_block_out_channels=decoder_block_out_channels, hidden_dims=hidden_dims,
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=2 * latent_dim,
+            num_classes=num_classes, class_names=class_names,
         )
         if prior == "gmm":
             self.latent_prior = mixture_prior(latent_dim, prior_components)
 
-    def encode(self, images: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
+    def encode(self, images: torch.Tensor, return_dict: bool = True,
+               class_labels: conditioning.ClassLabels | None = None) -> AutoencoderKLOutput | tuple:
         """Images in [0, 1] -> ``AutoencoderKLOutput(latent_dist=...)``, a diagonal Gaussian over latents."""
-        dist = latent_gaussian_class()(self.encoder(images))
+        dist = latent_gaussian_class()(conditioning.call(self.encoder, images, self._labels_for(class_labels, images)))
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
     def forward(self, sample: torch.Tensor, sample_posterior: bool = False,
-                generator: torch.Generator | None = None, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Reconstruct ``sample``: posterior mode, or a posterior draw with ``sample_posterior=True``."""
-        dist = self.encode(sample).latent_dist
-        latents = dist.sample(generator=generator) if sample_posterior else dist.mode()
-        return self.decode(latents, return_dict=return_dict)
+                generator: torch.Generator | None = None, return_dict: bool = True,
+                class_labels: conditioning.ClassLabels | None = None) -> DecoderOutput | tuple:
+        """Reconstruct ``sample``: posterior mode, or a posterior draw with ``sample_posterior=True``.
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode(images).latent_dist.mode()
+        A class-conditional VAE needs the images' ``class_labels``.
+        """
+        labels = self._labels_for(class_labels, sample)
+        dist = self.encode(sample, class_labels=labels).latent_dist
+        latents = dist.sample(generator=generator) if sample_posterior else dist.mode()
+        return self.decode(latents, return_dict=return_dict, class_labels=labels)
+
+    def encode_images(self, images: torch.Tensor,
+                      class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
+        return self.encode(images, class_labels=class_labels).latent_dist.mode()
 
     def kl_weight(self, step: int) -> float:
         """``beta``, scaled by the linear warm-up factor ``min(1, step / kl_warmup_steps)``."""
         warmup = self.config.kl_warmup_steps
         return self.config.beta * (min(1.0, step / warmup) if warmup else 1.0)
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        dist = self.encode(images).latent_dist
-        logits = self.decoder(dist.sample())
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        dist = latent_gaussian_class()(conditioning.call(self.encoder, images, class_labels))
+        logits = conditioning.call(self.decoder, dist.sample(), class_labels)
         recon = reconstruction_loss(logits, images, self.config.reconstruction_loss, self.config.mse_weight)
         kl = dist.kl().mean()
         return {"loss": recon + self.kl_weight(step) * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
@@ -118,7 +133,7 @@ class VAE(Autoencoder):
             raise ValueError("fit_prior needs a VAE with prior='gmm'; this one samples from its standard-normal prior.")
         self.latent_prior.fit(latents)
 
-    def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
+    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         if self.config.prior == "gmm":
             self.fit_prior(self.training_latents(batches))
 

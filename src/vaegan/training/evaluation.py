@@ -38,7 +38,8 @@ def validate_eval_config(config) -> None:
     family = getattr(cls, "family", "model")
     features = default_features(config.data.source, t.eval_metrics)
     label = f"a {cls.__name__} trained on {config.data.source}"
-    names = resolve_metrics(t.eval_metrics, family, True, features, label)
+    digits = config.model.get("num_classes") == 10
+    names = resolve_metrics(t.eval_metrics, family, True, features, label, digits)
     enabled = t.eval_every > 0 or t.eval_metrics is not None
     if enabled and features == "inception" and any(METRICS[n].kind == "generation" for n in names):
         import importlib.util
@@ -50,7 +51,7 @@ def validate_eval_config(config) -> None:
                               f"{INCEPTION_INSTALL}; or set train.eval_metrics to metrics without features, e.g. "
                               "[recon_mse].")
     if t.select_best_by is not None:
-        valid = resolve_metrics(t.eval_metrics, family, family != "ae", features, label)
+        valid = resolve_metrics(t.eval_metrics, family, family != "ae", features, label, digits)
         if t.select_best_by not in METRICS or t.select_best_by not in valid:
             note = " (an AE samples only after training, once its latent prior is fitted)" if family == "ae" else ""
             raise ConfigError(f"'train.select_best_by' must be one of the evaluated metrics{note}: "
@@ -89,7 +90,8 @@ class EvalHook:
         if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
             from ..metrics.evaluate import default_features
 
-            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source, names))
+            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source, names),
+                                     digit_classes=model.num_classes == 10)
             names = [n for n in names if n in usable]
         return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
                         cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)

@@ -71,8 +71,11 @@ class PhaseLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, phase: str, step: int) -> dict[str, torch.Tensor]:
-        return self.model.compute_loss(phase, images, step)
+    def forward(self, images: torch.Tensor, phase: str, step: int,
+                class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if class_labels is None:  # unconditional (and plugin) families take no labels
+            return self.model.compute_loss(phase, images, step)
+        return self.model.compute_loss(phase, images, step, class_labels=class_labels)
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -178,6 +181,11 @@ class Trainer:
         if shape_check_applies(config, init_from, base_config):
             check_data_shape(self.train_set, self.model, source=config.data.source,
                              model_name=init_from or f"({config.model['class']} of the config)")
+        self.conditional = self.model.num_classes is not None
+        if self.conditional:
+            from .labels import check_labelled_dataset
+
+            check_labelled_dataset(self.model, self.train_set, config.data)
         if not self.streaming and len(self.train_set) < t.batch_size * self.accelerator.num_processes:
             raise ConfigError(f"data: {len(self.train_set)} training images are fewer than one batch "
                               f"(train.batch_size={t.batch_size} x {self.accelerator.num_processes} processes); "
@@ -316,10 +324,10 @@ class Trainer:
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
             exhausted = False
-            for images, _ in batches:
+            for images, labels in batches:
                 if t.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                running.add(self._train_batch(images))
+                running.add(self._train_batch(images, labels if self.conditional else None))
                 self.state.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
@@ -344,14 +352,14 @@ class Trainer:
         progress.close()
         return self._finish(time.time() - started)
 
-    def _train_batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _train_batch(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         acc, logs = self.accelerator, {}
         with acc.accumulate(self.loss_module):
             for phase, optimizer in self.optimizers.items():
                 if not self.model.phase_is_active(phase, self.state.step):
                     continue
                 self._set_trainable(phase)
-                losses = self.loss_module(images, phase=phase, step=self.state.step)
+                losses = self.loss_module(images, phase=phase, step=self.state.step, class_labels=labels)
                 acc.backward(losses["loss"])
                 if acc.sync_gradients and self.config.train.max_grad_norm:
                     acc.clip_grad_norm_(self.model.phase_parameters(phase), self.config.train.max_grad_norm)
@@ -438,31 +446,43 @@ class Trainer:
         from ..images import make_grid
 
         model, n = self.model, self.config.train.num_preview_images
+        nrow = None
         with model._eval_mode():
-            if model.can_sample:
+            if model.can_sample and self.conditional:  # rows = classes
+                from ..figures import class_grid_labels
+
+                labels = class_grid_labels(model.num_classes, max(1, n // model.num_classes)).to(model.device)
+                fixed = model.prior_latents(len(labels), torch.Generator().manual_seed(self.config.train.seed))
+                images = model.decode_latents(fixed.to(model.device), labels)
+                nrow = len(labels) // model.num_classes
+            elif model.can_sample:
                 images = model.decode_latents(self._preview_latents().to(model.device))
             elif self.heldout_set is not None:
-                originals = torch.stack([self.heldout_set[i][0] for i in range(min(n, len(self.heldout_set)))])
-                images = model.decode_latents(model.encode_images(originals.to(model.device)))
+                items = [self.heldout_set[i] for i in range(min(n, len(self.heldout_set)))]
+                originals = torch.stack([image for image, _ in items]).to(model.device)
+                labels = torch.tensor([label for _, label in items], device=model.device) if self.conditional else None
+                images = model._decode(model.encode_images(originals, **_labels_kwarg(labels)), labels)
             else:
                 return
         path = self.output_dir / "samples" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(images.float().cpu()).save(path)
+        make_grid(images.float().cpu(), nrow=nrow).save(path)
 
     def _heldout_metrics(self) -> dict[str, float]:
         if self.heldout_set is None or len(self.model.training_phases) != 1:
             return {}
         model, total, count = self.model, 0.0, 0
         with model._eval_mode():
-            for images, _ in DataLoader(self.heldout_set, batch_size=256):
-                losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step)
+            for images, labels in DataLoader(self.heldout_set, batch_size=256):
+                extra = {"class_labels": labels.to(model.device)} if self.conditional else {}
+                losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step,
+                                            **extra)
                 total += float(losses["loss"]) * len(images)
                 count += len(images)
         return {"heldout_loss": total / count}
 
     def _finish(self, seconds: float) -> Path:
-        from ..figures import save_interpolation, save_sample_grid
+        from ..figures import save_class_grid, save_interpolation, save_sample_grid
 
         acc = self.accelerator
         acc.wait_for_everyone()
@@ -477,7 +497,9 @@ class Trainer:
         best = self.eval_hook.restore_best(model)
         # (a stream: the AE's prior is fitted to its first 10,240 images)
         batches = DataLoader(self.train_set, batch_size=256, collate_fn=collate_pairs if self.streaming else None)
-        model.on_train_end(images for images, _ in itertools.islice(batches, 40 if self.streaming else None))
+        batches = itertools.islice(batches, 40 if self.streaming else None)
+        model.on_train_end(((images, labels.to(model.device)) for images, labels in batches) if self.conditional
+                           else (images for images, _ in batches))
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)
@@ -487,12 +509,17 @@ class Trainer:
             if evaluation:
                 summary["evaluation"] = evaluation
             model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
-            save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
-            start = end = None
+            if self.conditional:  # rows = classes
+                save_class_grid(model, self.output_dir / "samples.png", seed=self.config.train.seed)
+            else:
+                save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
+            start = end = label = None
             if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
-                start, end = self._two_different_digits()
+                # Conditional: two styles of one class (the label carries the class, the latent the style).
+                start, end, label = (self._two_of_one_class() if self.conditional
+                                     else (*self._two_different_digits(), None))
             save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
-                               start=start, end=end, gif=self.output_dir / "interpolation.gif")
+                               start=start, end=end, gif=self.output_dir / "interpolation.gif", class_labels=label)
             for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
@@ -512,6 +539,14 @@ class Trainer:
             if label != first_label:
                 return first_image, image
         return first_image, self.heldout_set[1][0]
+
+    def _two_of_one_class(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        first_image, first_label = self.heldout_set[0]
+        for i in range(1, len(self.heldout_set)):
+            image, label = self.heldout_set[i]
+            if label == first_label:
+                return first_image, image, first_label
+        return first_image, self.heldout_set[1][0], first_label
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         t, acc = self.config.train, self.accelerator
@@ -534,6 +569,10 @@ class Trainer:
             "license": self.config.hub.license,
             "metrics": metrics,
         }
+
+
+def _labels_kwarg(labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    return {} if labels is None else {"class_labels": labels}
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
