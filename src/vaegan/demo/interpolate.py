@@ -1,0 +1,117 @@
+"""The Interpolate tab: images along a latent path (slerp or lerp) between two seeds (any model) or, for an AE or
+VAE, between two held-out digits or two uploaded or drawn images; a strip and an animated GIF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import torch
+
+from ..images import make_grid
+from ..models import GenerativeModel
+from .context import DemoContext
+from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
+from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
+from .outputs import GRID_PAD_VALUE, display_scale
+
+SEEDS_INSTEAD = ", or interpolate between two seeds"
+
+
+class InterpolateTab:
+    def __init__(self, ctx: DemoContext):
+        self.ctx = ctx
+
+    @user_errors
+    def interpolate(self, model: str, endpoints: str, seed_a: float, seed_b: float, digit_a: Any, digit_b: Any,
+                    example: float, image_a: Any, image_b: Any, sketch_a: Any, sketch_b: Any, steps: float,
+                    mode: str) -> tuple[str, str, str]:
+        """The strip (PNG), the GIF and the GIF again (for the download box), as paths of fresh files."""
+        registry = self.ctx.registry
+        net = registry.model(model)
+        steps = check_number("Steps", steps, MIN_STEPS, MAX_STEPS, integer=True)
+        if mode not in ("slerp", "lerp"):
+            raise gr.Error(f"Interpolation mode must be 'slerp' or 'lerp', got {mode!r}.")
+        if endpoints == "seeds":
+            seed_a = check_number("Seed A", seed_a, 0, MAX_SEED, integer=True)
+            seed_b = check_number("Seed B", seed_b, 0, MAX_SEED, integer=True)
+            if not net.can_sample:
+                raise gr.Error(f"{model} cannot sample: it has no fitted prior yet, so seeds have no latents; "
+                               "interpolate between digits or images instead.")
+            with torch.inference_mode():
+                start = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(seed_a))[0]
+                end = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(seed_b))[0]
+        elif endpoints == "digits":
+            net = registry.encoder_model(model, "interpolate between digits", SEEDS_INSTEAD)
+            example = check_number("Example", example, 0, MAX_EXAMPLE, integer=True)
+            start = self.heldout_digit(net, digit_a, example, "Digit A")
+            end = self.heldout_digit(net, digit_b, example, "Digit B")
+        elif endpoints == "images":
+            net = registry.encoder_model(model, "interpolate between images", SEEDS_INSTEAD)
+            start = model_input(image_a, sketch_a, net.image_shape, "image A")
+            end = model_input(image_b, sketch_b, net.image_shape, "image B")
+        else:
+            raise gr.Error(f"Interpolate between 'seeds', 'digits' or 'images', not {endpoints!r}.")
+        path = net.interpolate(start, end, steps=steps, mode=mode).float().cpu()
+        width = steps * (path.shape[-1] + 2) + 2
+        strip = make_grid(path, nrow=steps, pad_value=GRID_PAD_VALUE, scale=display_scale(width, 700, 1400))
+        files = self.ctx.files
+        gif = files.gif(path, "interpolation", duration_ms=GIF_FRAME_MS,
+                        scale=display_scale(path.shape[-1], target=160))
+        return files.png(strip, "interpolation"), gif, gif
+
+    def heldout_digit(self, net: GenerativeModel, digit: Any, example: int, label: str) -> torch.Tensor:
+        try:
+            digit = int(digit)
+        except (TypeError, ValueError):
+            raise gr.Error(f"{label} must be a digit from 0 to 9, got {digit!r}.") from None
+        if not 0 <= digit <= 9:
+            raise gr.Error(f"{label} must be a digit from 0 to 9, got {digit}.")
+        images, labels = self.ctx.heldout.get(net.image_shape)
+        matches = torch.nonzero(labels == digit).flatten()
+        if len(matches) == 0:
+            raise gr.Error(f"The held-out data has no digit {digit}.")
+        return images[int(matches[example % len(matches)])]
+
+    def build(self, first: str) -> None:
+        ctx = self.ctx
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                model = gr.Dropdown(ctx.registry.choices(), value=first, label="Model", allow_custom_value=True)
+                kind = gr.Radio([("Two seeds", "seeds"), ("Two held-out digits (AE/VAE)", "digits"),
+                                 ("Two images: upload or draw (AE/VAE)", "images")], value="seeds",
+                                label="Interpolate between")
+                with gr.Row(visible=True) as seeds_row:
+                    seed_a = capped(gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed A"))
+                    seed_b = capped(gr.Number(value=1, precision=0, minimum=0, maximum=MAX_SEED, label="Seed B"))
+                with gr.Row(visible=False) as digits_row:
+                    digit_a = gr.Dropdown([str(d) for d in range(10)], value="3", label="Digit A")
+                    digit_b = gr.Dropdown([str(d) for d in range(10)], value="8", label="Digit B")
+                    example = capped(gr.Number(value=0, precision=0, minimum=0, maximum=MAX_EXAMPLE,
+                                               label="Example"))
+                steps = capped(gr.Slider(MIN_STEPS, MAX_STEPS, value=10, step=1, label="Steps"))
+                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path",
+                                info="slerp follows the sphere where Gaussian latents live; lerp is the straight "
+                                     "line")
+                go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
+            with gr.Column(scale=2):
+                with gr.Row(visible=False) as images_row:
+                    with gr.Column():
+                        image_a = digit_upload("Image A (upload)", height=180)
+                        sketch_a = digit_sketchpad("...or draw A (pick the pen)", height=300)
+                    with gr.Column():
+                        image_b = digit_upload("Image B (upload)", height=180)
+                        sketch_b = digit_sketchpad("...or draw B (pick the pen)", height=300)
+                strip = gr.Image(label="Path from A to B", format="png", interactive=False, height=150,
+                                 elem_id="interpolate-strip", elem_classes=["pixelated"],
+                                 buttons=["download", "fullscreen"])
+                with gr.Row():
+                    gif = gr.Image(label="Animation", type="filepath", interactive=False, elem_id="interpolate-gif",
+                                   elem_classes=["pixelated"], buttons=["download"], height=200)
+                    gif_file = gr.File(label="Download the GIF", interactive=False)
+        kind.change(lambda k: (gr.Row(visible=k == "seeds"), gr.Row(visible=k == "digits"),
+                               gr.Row(visible=k == "images")),
+                    kind, [seeds_row, digits_row, images_row], **ctx.ui_only)
+        go.click(self.interpolate, [model, kind, seed_a, seed_b, digit_a, digit_b, example, image_a, image_b,
+                                    sketch_a, sketch_b, steps, mode],
+                 [strip, gif, gif_file], api_name="interpolate", **ctx.compute)
