@@ -1,9 +1,9 @@
-"""The demo Space (spaces/demo): every endpoint through gradio_client, bad inputs, the publish script, a load test."""
+"""The demo (vaegan.demo, spaces/demo): every endpoint through gradio_client, bad inputs, the page's first
+impression, evaluation results, ``vaegan demo``, the publish script, and a crowd of clients (slow)."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import json
 import os
 import socket
@@ -36,18 +36,7 @@ OFFICIAL = ["vaegan/mnist-vae", "vaegan/mnist-vae-16d", "vaegan/mnist-ae", "vaeg
             "vaegan/mnist-wgan-gp"]
 
 
-def load_space_app():
-    """spaces/demo/app.py as a module (it is a script, not part of the vaegan package)."""
-    name = "vaegan_space_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SPACE_DIR / "app.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-space = load_space_app()
+from vaegan.demo import inputs, layout, limits, options, registry  # noqa: E402
 
 
 def heldout_digits(limit: int = 300):
@@ -77,7 +66,7 @@ def tiny_models() -> dict[str, vaegan.GenerativeModel]:
 
 @pytest.fixture(scope="module")
 def served():
-    demo = space.build_demo(tiny_models(), heldout=heldout_digits())
+    demo = layout.build_demo(tiny_models(), heldout=heldout_digits())
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         yield demo, Client(demo.local_url, verbose=False)
@@ -163,7 +152,7 @@ def check_interpolation(result, steps):
             for frame in range(gif.n_frames):  # Pillow merges identical frames, adding up their durations
                 gif.seek(frame)
                 total += gif.info["duration"]
-        assert total == (2 * steps - 2) * space.GIF_FRAME_MS  # played forth and back
+        assert total == (2 * steps - 2) * limits.GIF_FRAME_MS  # played forth and back
 
 
 @pytest.mark.parametrize(("model", "mode"), [("vae", "slerp"), ("ae", "lerp"), ("gan", "slerp"), ("gan", "lerp")])
@@ -195,13 +184,13 @@ def test_latent_map_and_decode_point(client, app):
     plane_path, manifold_path = client.predict("vae", api_name="/latent_map")
     plane, manifold = pixels(plane_path), pixels(manifold_path)
     assert plane.ndim == 3 and plane.shape[0] > 200 and plane.shape[1] > 200  # a matplotlib scatter
-    assert manifold.shape[0] == manifold.shape[1] >= space.MANIFOLD_SIZE * 28
+    assert manifold.shape[0] == manifold.shape[1] >= limits.MANIFOLD_SIZE * 28
     decoded_path, marked_path = client.predict("vae", 0.1, -0.2, api_name="/decode_point")
     decoded = pixels(decoded_path)
     assert decoded.shape[0] == decoded.shape[1] >= 28
     assert pixels(marked_path).shape == plane.shape
     # a click maps image pixels back to latent coordinates
-    view = app.plane("vae")
+    view = app.explore.plane("vae")
     px, py = view.to_pixel(0.1, -0.2)
     z1, z2 = view.to_latent(px, py)
     assert abs(z1 - 0.1) < 1e-6 and abs(z2 + 0.2) < 1e-6
@@ -287,11 +276,11 @@ def test_bad_inputs_get_clear_messages(client, tmp_path):
 def test_handlers_validate_when_called_directly(app):
     """The caps hold for direct calls too (a script that bypasses the components' checks)."""
     with pytest.raises(gr.Error, match="Number of images must be between 1 and 64"):
-        app.sample("vae", 1000, 0, 1.0)
+        app.sample.sample("vae", 1000, 0, 1.0)
     with pytest.raises(gr.Error, match="Steps must be between 2 and 32"):
-        app.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 100, "slerp")
+        app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 100, "slerp")
     with pytest.raises(gr.Error, match="mode must be 'slerp' or 'lerp'"):
-        app.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "cubic")
+        app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "cubic")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -299,7 +288,7 @@ def test_handlers_validate_when_called_directly(app):
 
 def test_image_to_model_input_conventions(tmp_path):
     with Image.open(dark_digit_on_white(tmp_path / "seven.png")) as image:
-        x = space.image_to_model_input(image, (1, 28, 28))
+        x = inputs.image_to_model_input(image, (1, 28, 28))
     assert x.shape == (1, 28, 28) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     assert float(x[0, :2].max()) == 0.0 and float(x[0, :, :2].max()) == 0.0  # dark border: inverted, framed
     rows, cols = torch.nonzero(x[0] > 0.2, as_tuple=True)  # the ink fills a 20x20 box, like MNIST's digits
@@ -307,15 +296,15 @@ def test_image_to_model_input_conventions(tmp_path):
     # a 28x28 white-on-black digit is used as it is
     digit = heldout_digits(5)[0][0]
     same = Image.fromarray((digit[0].numpy() * 255).round().astype(np.uint8))
-    np.testing.assert_allclose(space.image_to_model_input(same, (1, 28, 28)).numpy(),
+    np.testing.assert_allclose(inputs.image_to_model_input(same, (1, 28, 28)).numpy(),
                                (digit.numpy() * 255).round() / 255, atol=1e-6)
     # transparent canvas with black strokes (the sketchpad) and 3-channel models
     with Image.open(sketch_payload(tmp_path / "zero.png")["composite"]["path"]) as drawing:
-        assert space.image_to_model_input(drawing, (1, 28, 28)).max() > 0.8
-        rgb = space.image_to_model_input(drawing, (3, 32, 32))
+        assert inputs.image_to_model_input(drawing, (1, 28, 28)).max() > 0.8
+        rgb = inputs.image_to_model_input(drawing, (3, 32, 32))
     assert rgb.shape == (3, 32, 32) and float(rgb[:, 0, 0].max()) < 0.05
     with pytest.raises(ValueError, match="blank"):
-        space.image_to_model_input(Image.new("RGB", (40, 40), "white"), (1, 28, 28))
+        inputs.image_to_model_input(Image.new("RGB", (40, 40), "white"), (1, 28, 28))
 
 
 def test_readme_front_matter():
@@ -326,31 +315,53 @@ def test_readme_front_matter():
         assert front[key], key
     assert len(front["short_description"]) <= 60
     assert front["models"] == OFFICIAL
-    assert space.readme_models() == OFFICIAL
+    assert options.readme_models(SPACE_DIR / "README.md") == OFFICIAL
     requirements = (SPACE_DIR / "requirements.txt").read_text()
     assert "vaegan" in requirements and "gradio" in requirements
 
 
-def test_model_list_precedence():
-    assert space.model_specs(["a", "b,c"], {"VAEGAN_MODELS": "x"}) == ["a", "b", "c"]
-    assert space.model_specs(None, {"VAEGAN_MODELS": " x , y "}) == ["x", "y"]
-    assert space.model_specs(None, {}) == OFFICIAL
-    assert list(space.OFFICIAL_MODELS) == OFFICIAL
+def test_model_list_precedence(tmp_path):
+    readme = SPACE_DIR / "README.md"
+    assert options.model_specs(["a", "b,c"], {"VAEGAN_MODELS": "x"}, readme) == ["a", "b", "c"]
+    assert options.model_specs(None, {"VAEGAN_MODELS": " x , y "}, readme) == ["x", "y"]
+    other = tmp_path / "README.md"
+    other.write_text("---\nsdk: gradio\nmodels:\n  - me/one\n  - me/two\n---\n# a Space\n")
+    assert options.model_specs(None, {}, other) == ["me/one", "me/two"]
+    assert options.model_specs(None, {}, readme) == OFFICIAL
+    assert options.model_specs(None, {}) == OFFICIAL  # `vaegan demo` without models or a README
+    assert list(options.OFFICIAL_MODELS) == OFFICIAL
 
 
 def test_command_line():
-    args = space.parse_args(["--model", "a", "--model", "n=b", "--port", "9000", "--host", "0.0.0.0"])
+    args = options.parse_args(["--model", "a", "--model", "n=b", "--port", "9000", "--host", "0.0.0.0"])
     assert (args.model, args.port, args.host, args.concurrency) == (["a", "n=b"], 9000, "0.0.0.0", 2)
-    assert space.parse_args([]).model is None
+    assert options.specs_of(options.parse_args(["x", "y", "--model", "z"])) == ["x", "y", "z"]
+    assert options.specs_of(options.parse_args([])) == []
+
+
+def test_vaegan_demo_subcommand(capsys):
+    from vaegan.cli import build_parser, main
+
+    args = build_parser().parse_args(["demo", "org/vae", "n=./my-ae", "--port", "9000", "--concurrency", "3"])
+    assert (options.specs_of(args), args.port, args.concurrency, args.run.__name__) == (
+        ["org/vae", "n=./my-ae"], 9000, 3, "run_demo")
+    assert main(["demo", "some/model", "--max-batch", "0"]) == 2
+    assert "--max-batch must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    usage = capsys.readouterr().out
+    assert "--heldout" in usage and "--max-batch" in usage and "PATH_OR_HUB_ID" in usage
 
 
 def test_load_models_from_folders(tmp_path, caplog):
     vaegan.VAE(architecture="mlp", hidden_dims=(16,)).save_pretrained(tmp_path / "my-vae")
-    models = space.load_models([str(tmp_path / "my-vae"), f"named={tmp_path / 'my-vae'}", str(tmp_path / "missing")])
-    assert list(models) == ["my-vae", "named"] and isinstance(models["named"], vaegan.VAE)
+    models = registry.load_models([str(tmp_path / "my-vae"), f"named={tmp_path / 'my-vae'}",
+                                   str(tmp_path / "missing")])
+    assert list(models) == ["my-vae", "named"] and isinstance(models["named"].model, vaegan.VAE)
+    assert models["named"].source == str(tmp_path / "my-vae") and models["named"].eval_results == []
     assert "could not load model" in caplog.text
     with pytest.raises(SystemExit, match="No model could be loaded"):
-        space.load_models([str(tmp_path / "missing")])
+        registry.load_models([str(tmp_path / "missing")])
 
 
 # ------------------------------------------------------------------------------------------------ publish

@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_space import ARTIFACTS, heldout_digits, space, tiny_models  # noqa: E402
+from test_space import ARTIFACTS, heldout_digits, layout, tiny_models  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,8 @@ IMAGE_LOADED = """(selector) => {
 
 @pytest.fixture(scope="module")
 def app_url():
-    demo = space.build_demo(tiny_models(), heldout=heldout_digits())
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=space.CSS)
+    demo = layout.build_demo(tiny_models(), heldout=heldout_digits())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=layout.CSS)
     try:
         yield demo.local_url
     finally:
