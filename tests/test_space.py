@@ -209,6 +209,125 @@ def test_reconstruct_upload_and_drawing(client, tmp_path):
     assert pixels(seen_path).max() > 200
 
 
+def page_config(demo) -> dict:
+    import httpx
+
+    return httpx.get(demo.local_url.rstrip("/") + "/config", timeout=30).json()
+
+
+def component_value(config: dict, elem_id: str):
+    found = [c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id]
+    assert len(found) == 1, elem_id
+    return found[0]["props"].get("value")
+
+
+def fetch(demo, file_value: dict, tmp_path: Path, name: str) -> np.ndarray:
+    import httpx
+
+    url = file_value["url"]
+    url = url if url.startswith("http") else demo.local_url.rstrip("/") + url
+    path = tmp_path / name
+    path.write_bytes(httpx.get(url, timeout=30).raise_for_status().content)
+    return pixels(path)
+
+
+def test_page_opens_with_samples_and_the_latent_plane(served, client, tmp_path):
+    """A visitor sees the first model's samples (seed 0) and the Explore plane before pressing anything."""
+    demo = served[0]
+    config = page_config(demo)
+    first = fetch(demo, component_value(config, "sample-output"), tmp_path, "first.png")
+    np.testing.assert_array_equal(first, pixels(client.predict("vae", 16, 0, 1.0, api_name="/sample")))
+    plane = fetch(demo, component_value(config, "explore-plane"), tmp_path, "plane.png")
+    manifold = fetch(demo, component_value(config, "explore-manifold"), tmp_path, "manifold.png")
+    plane_path, manifold_path = client.predict("vae", api_name="/latent_map")
+    np.testing.assert_array_equal(plane, pixels(plane_path))
+    np.testing.assert_array_equal(manifold, pixels(manifold_path))
+
+
+def test_results_are_fresh_files_never_rewritten(app):
+    """Identical requests get their own files (gradio then caches them by content, staged and renamed)."""
+    first, again = app.sample.sample("vae", 16, 0, 1.0), app.sample.sample("vae", 16, 0, 1.0)
+    other, other_again = app.sample.sample("vae", 9, 3, 0.5), app.sample.sample("vae", 9, 3, 0.5)
+    assert len({first, again, other, other_again}) == 4
+    assert Path(first).read_bytes() == Path(again).read_bytes()
+    assert Path(other).read_bytes() == Path(other_again).read_bytes()
+    stamp = Path(first).stat().st_mtime_ns
+    app.sample.sample("vae", 16, 0, 1.0)
+    assert Path(first).stat().st_mtime_ns == stamp
+    assert {Path(p).name for p in (first, other)} == {"samples.png"}
+    strip, gif, download = app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4,
+                                                       "slerp")
+    assert Path(strip).name == "interpolation.png" and gif == download and gif.endswith(".gif")
+
+
+def test_result_files_are_pruned_by_age(tmp_path):
+    from vaegan.demo.outputs import ResultFiles
+
+    files = ResultFiles(max_age_s=60, prune_every_s=0)
+    old = Path(files.png(Image.new("L", (4, 4)), "old"))
+    os.utime(old.parent, (time.time() - 120, time.time() - 120))
+    new = Path(files.png(Image.new("L", (4, 4)), "new"))  # prunes before writing
+    assert new.is_file() and not old.exists()
+    root = files.root
+    del files
+    assert not root.exists()
+
+
+def test_batched_rendering_matches_single_requests(app):
+    """Requests decoded together in one forward pass get the grids they get alone."""
+    from vaegan.demo.sample import SampleRequest
+
+    requests = [SampleRequest("vae", 16, 0, 1.0), SampleRequest("gan", 5, 2, 0.7), SampleRequest("vae", 3, 9, 1.5),
+                SampleRequest("ae", 4, 1, 1.0)]
+    together = app.sample.render(requests)
+    for request, picture in zip(requests, together, strict=True):
+        np.testing.assert_array_equal(np.asarray(picture), np.asarray(app.sample.render([request])[0]))
+
+
+def test_evaluation_results_beside_the_model(tmp_path):
+    """The model-index results of a model card are read and shown beside the model in the Sample tab."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    folder = tmp_path / "scored-vae"
+    vaegan.VAE(architecture="mlp", hidden_dims=(16,)).save_pretrained(folder)
+    results = [EvalResult(task_type="unconditional-image-generation", dataset_type="mnist", dataset_name="MNIST",
+                          metric_type="fd_mnist", metric_name="FD (MNIST classifier features)", metric_value=12.345,
+                          dataset_split="test"),
+               EvalResult(task_type="unconditional-image-generation", dataset_type="mnist", dataset_name="MNIST",
+                          metric_type="nll", metric_value=88.1)]
+    card = ModelCard.load(folder / "README.md")
+    card.data.model_name = "scored-vae"
+    card.data.eval_results = results
+    card.save(folder / "README.md")
+    vaegan.VAE(architecture="mlp", hidden_dims=(16,)).save_pretrained(tmp_path / "plain", model_card=False)
+    models = registry.load_models([str(folder), str(tmp_path / "plain")])
+    read = models["scored-vae"].eval_results
+    assert [(r.metric_type, r.metric_value, r.dataset_name) for r in read] == [
+        ("fd_mnist", 12.345, "MNIST"), ("nll", 88.1, "MNIST")]
+    assert models["plain"].eval_results == []
+    demo = layout.build_demo(models, heldout=None)
+    table = demo.vaegan_app.registry.results_markdown("scored-vae")
+    assert "FD (MNIST classifier features) | 12.35 | MNIST | test" in table and "| nll | 88.1 | MNIST |" in table
+    assert demo.vaegan_app.registry.results_markdown("plain") == ""
+    shown = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "sample-results"]
+    assert len(shown) == 1 and "12.35" in shown[0].value
+
+
+def test_space_requirements_cover_the_package():
+    """The Space installs vaegan's dependencies itself (the package source is vendored by publish.py)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["space"] + ["mlxtend"]
+    name = re.compile(r"^[A-Za-z0-9_.-]+")
+    lines = [line.strip() for line in (SPACE_DIR / "requirements.txt").read_text().splitlines()]
+    listed = {name.match(line).group(0).lower().replace("_", "-") for line in lines if line and line[0] != "#"}
+    missing = {name.match(req).group(0).lower() for req in wanted} - listed
+    assert not missing, f"spaces/demo/requirements.txt lacks {sorted(missing)}"
+    assert "vaegan" not in listed  # not on an index: vendored
+
+
 # ------------------------------------------------------------------------------------------------ bad inputs
 
 
@@ -385,6 +504,20 @@ def test_publish_creates_gradio_space(hub, tmp_path):  # noqa: F811 - the fixtur
     assert front["models"] == ["org/my-vae", "org/my-ae"] and front["sdk"] == "gradio"
     app_py = Path(hf_hub_download("org/vaegan-demo", "app.py", repo_type="space")).read_bytes()
     assert app_py == (SPACE_DIR / "app.py").read_bytes()
+    # the vaegan package travels with the Space (no release on an index yet), without bytecode
+    package = ROOT / "src" / "vaegan"
+    sources = {f"vaegan/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert sources <= files and not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    # the downloaded Space runs on its own copy: app.py imports the vendored vaegan.demo, not the installed one
+    from huggingface_hub import snapshot_download
+
+    snapshot = Path(snapshot_download("org/vaegan-demo", repo_type="space", local_dir=tmp_path / "space"))
+    probe = subprocess.run([sys.executable, "-c", "import vaegan.demo.layout as m; print(m.__file__)"], cwd=snapshot,
+                           env=hub.env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0 and Path(probe.stdout.strip()).is_relative_to(snapshot), probe.stderr
+    usage = subprocess.run([sys.executable, "app.py", "--help"], cwd=snapshot, env=hub.env, capture_output=True,
+                           text=True, timeout=120)
+    assert usage.returncode == 0 and "--max-batch" in usage.stdout, usage.stderr
     # publishing again updates the same Space; without --models the README keeps the official list
     again = subprocess.run([*script, "org/vaegan-demo"], env=hub.env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -2,12 +2,13 @@
 
     python spaces/demo/publish.py REPO_ID [--models ID [ID ...]] [--private] [--token TOKEN]
 
-Creates (or reuses) the Space ``REPO_ID`` with the gradio SDK and uploads ``app.py``, ``README.md`` and
-``requirements.txt`` from this folder, and a copy of the ``vaegan`` package source (``vaegan/``, beside ``app.py``:
-no vaegan release is on a package index yet, so the Space cannot pip-install it), in one commit. ``--models`` replaces the ``models:`` list of the uploaded
-README front matter, which is the list the app loads (unless the Space sets ``VAEGAN_MODELS``) and the one the Hub
-uses to link the Space to its models. The Hub address and the token come from ``HF_ENDPOINT`` and ``HF_TOKEN``
-(or ``hf auth login``), as for every huggingface_hub client; ``--token`` overrides the latter.
+Creates (or reuses) the Space ``REPO_ID`` with the gradio SDK and uploads, in one commit, ``app.py``, ``README.md``
+and ``requirements.txt`` from this folder and a copy of the ``vaegan`` package source (``vaegan/`` beside
+``app.py``: no vaegan release is on a package index yet, so the Space cannot pip-install it). ``--models`` replaces
+the ``models:`` list of the uploaded README front matter, which is the list the app loads (unless the Space sets
+``VAEGAN_MODELS``) and the one the Hub uses to link the Space to its models. The Hub address and the token come
+from ``HF_ENDPOINT`` and ``HF_TOKEN`` (or ``hf auth login``), as for every huggingface_hub client; ``--token``
+overrides the latter.
 """
 
 from __future__ import annotations
