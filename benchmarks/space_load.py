@@ -100,20 +100,26 @@ def digit_png(folder: Path) -> Path:
     return path
 
 
-def request_for(scenario: str, model: str, folder: Path) -> Callable[[Any, int], Any]:
-    """``call(client, index)`` making one request of ``scenario``; ``index`` is unique over the run."""
+def request_for(scenario: str, model: str, folder: Path, timeout: float = 60.0) -> Callable[[Any, int], Any]:
+    """``call(client, index)`` making one request of ``scenario`` (``index`` is unique over the run); a request
+    that takes longer than ``timeout`` seconds raises ``TimeoutError`` (counted as an error, not a hang)."""
     from gradio_client import handle_file
 
     upload = str(digit_png(folder))
-    calls = {
-        "sample": lambda c, i: c.predict(model, 16, 1000 + i, 1.0, api_name="/sample"),
-        "sample-identical": lambda c, i: c.predict(model, 16, 0, 1.0, api_name="/sample"),
-        "interpolate": lambda c, i: c.predict(model, "seeds", 0, 1, "3", "8", 0, None, None, None, None, 10,
-                                              "slerp", api_name="/interpolate"),
-        "latent_map": lambda c, i: c.predict(model, api_name="/latent_map"),
-        "reconstruct": lambda c, i: c.predict(model, handle_file(upload), None, api_name="/reconstruct"),
+    arguments: dict[str, Callable[[int], tuple[tuple, str]]] = {
+        "sample": lambda i: ((model, 16, 1000 + i, 1.0), "/sample"),
+        "sample-identical": lambda i: ((model, 16, 0, 1.0), "/sample"),
+        "interpolate": lambda i: ((model, "seeds", 0, 1, "3", "8", 0, None, None, None, None, 10, "slerp"),
+                                  "/interpolate"),
+        "latent_map": lambda i: ((model,), "/latent_map"),
+        "reconstruct": lambda i: ((model, handle_file(upload), None), "/reconstruct"),
     }
-    return calls[scenario]
+
+    def call(client: Any, index: int) -> Any:
+        args, api_name = arguments[scenario](index)
+        return client.submit(*args, api_name=api_name).result(timeout=timeout)
+
+    return call
 
 
 def crowd(clients: list[Any], call: Callable[[Any, int], Any], calls_each: int) -> dict[str, Any]:
@@ -164,11 +170,15 @@ def make_clients(url: str, n: int) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="model folder or Hub id (default: a fresh 28x28 VAE, 2-D latent)")
+    parser.add_argument("--model", help="model folder or Hub id (default: a fresh 28x28 VAE, 2-D latent); with --url, "
+                                        "the name of the model in the running demo")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--calls", type=int, default=10, help="requests per client per scenario")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {list(SCENARIOS)}")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `vaegan demo` argument")
+    parser.add_argument("--url", help="measure a demo that is already running here (with --server-pid for its CPU)")
+    parser.add_argument("--server-pid", type=int, help="process id of the server at --url")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request counts as failed")
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -187,25 +197,28 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(0)
             vaegan.VAE().save_pretrained(folder / "mnist-vae")
             model = str(folder / "mnist-vae")
-        port = free_port()
-        server = start_server(model, port, args.server_arg)
-        url = f"http://127.0.0.1:{port}"
+        server, url, pid = None, args.url, args.server_pid
+        if url is None:
+            port = free_port()
+            server = start_server(model, port, args.server_arg)
+            url, pid = f"http://127.0.0.1:{port}", server.pid
         report: dict[str, Any] = {
             "server": f"vaegan demo (subprocess, defaults{' ' + ' '.join(args.server_arg) if args.server_arg else ''})",
             "model": args.model or "fresh textbook VAE, 28x28x1, 2-D latent", "clients": args.clients,
             "calls_per_client": args.calls, "cpu_count": os.cpu_count(), "scenarios": {},
         }
         try:
-            wait_until_up(url, server)
+            if server is not None:
+                wait_until_up(url, server)
             clients = make_clients(url, args.clients)
             for scenario in scenarios:
-                call = request_for(scenario, "model", folder)
+                call = request_for(scenario, "model" if args.url is None else args.model, folder, args.timeout)
                 for index, client in enumerate(clients):  # warm: connections, first-call caches
                     call(client, -1 - index)
                 load_before = os.getloadavg()[0]
-                cpu_before = cpu_seconds(server.pid)
+                cpu_before = cpu_seconds(pid) if pid else 0.0
                 outcome = crowd(clients, call, args.calls)
-                result = summary(outcome, cpu_seconds(server.pid) - cpu_before)
+                result = summary(outcome, cpu_seconds(pid) - cpu_before if pid else float("nan"))
                 result.update(description=SCENARIOS[scenario], load_average_before=round(load_before, 2),
                               load_average_after=round(os.getloadavg()[0], 2))
                 report["scenarios"][scenario] = result
@@ -214,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['throughput_rps']} req/s  server CPU {result['server_cpu_ms_per_request']} ms/req  "
                       f"(load {load_before:.1f})", flush=True)
         finally:
-            stop_server(server)
+            if server is not None:
+                stop_server(server)
     sample = report["scenarios"].get("sample")
     if sample:
         met = sample["errors"] == 0 and sample["p95_ms"] is not None and sample["p95_ms"] < P95_TARGET_MS

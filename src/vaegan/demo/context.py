@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .heldout import HeldOut
-from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH
+from .limits import DEFAULT_CONCURRENCY
 from .outputs import ResultFiles
 from .registry import Registry
 
@@ -17,7 +17,6 @@ class DemoContext:
     heldout: HeldOut
     files: ResultFiles = field(default_factory=ResultFiles)
     concurrency_limit: int = DEFAULT_CONCURRENCY
-    max_batch: int = DEFAULT_MAX_BATCH
 
     @property
     def compute(self) -> dict[str, Any]:

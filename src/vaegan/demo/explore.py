@@ -4,6 +4,7 @@ manifold of each model are computed once and cached; the first model's are part 
 
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ class ExploreTab:
         self._planes: dict[str, PlaneView] = {}
         self._manifolds: dict[str, Image.Image] = {}
         self._ranges: dict[str, Range] = {}
+        self._pngs: dict[tuple[str, str], bytes] = {}
         self._lock = threading.RLock()  # one computation per model; concurrent requests wait for it
 
     # ------------------------------------------------------------------ cached per model
@@ -134,11 +136,22 @@ class ExploreTab:
             return self._manifolds[name]
 
     # ------------------------------------------------------------------ endpoints
+    def png(self, name: str, what: str) -> bytes:
+        """PNG bytes of ``name``'s ``"plane"`` or ``"manifold"`` picture, encoded once."""
+        with self._lock:
+            if (name, what) not in self._pngs:
+                picture = self.plane(name).image if what == "plane" else self.manifold(name)
+                buffer = io.BytesIO()
+                picture.save(buffer, format="PNG")
+                self._pngs[name, what] = buffer.getvalue()
+            return self._pngs[name, what]
+
     @user_errors
     def latent_map(self, model: str) -> tuple[str, str]:
         """The held-out latents as a scatter over the plane, and the decoded 15x15 manifold (fresh files)."""
-        view, manifold = self.plane(model), self.manifold(model)
-        return self.ctx.files.png(view.image, "latent-plane"), self.ctx.files.png(manifold, "manifold")
+        files = self.ctx.files
+        return (files.write_bytes(self.png(model, "plane"), "latent-plane.png"),
+                files.write_bytes(self.png(model, "manifold"), "manifold.png"))
 
     @user_errors
     def decode_point(self, model: str, z1: float, z2: float) -> tuple[str, str]:

@@ -3,6 +3,9 @@ VAE, between two held-out digits or two uploaded or drawn images; a strip and an
 
 from __future__ import annotations
 
+import functools
+import io
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,8 +22,12 @@ SEEDS_INSTEAD = ", or interpolate between two seeds"
 
 
 class InterpolateTab:
-    def __init__(self, ctx: DemoContext):
+    """Interpolation requests; recent results between seeds or held-out digits are kept (identical requests cost
+    one render)."""
+
+    def __init__(self, ctx: DemoContext, cache_size: int = 64):
         self.ctx = ctx
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._render_known)
 
     @user_errors
     def interpolate(self, model: str, endpoints: str, seed_a: float, seed_b: float, digit_a: Any, digit_b: Any,
@@ -38,35 +45,60 @@ class InterpolateTab:
             if not net.can_sample:
                 raise gr.Error(f"{model} cannot sample: it has no fitted prior yet, so seeds have no latents; "
                                "interpolate between digits or images instead.")
-            with torch.inference_mode():
-                start = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(seed_a))[0]
-                end = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(seed_b))[0]
+            strip, gif = self._cached(model, "seeds", seed_a, seed_b, 0, steps, mode)
         elif endpoints == "digits":
-            net = registry.encoder_model(model, "interpolate between digits", SEEDS_INSTEAD)
+            registry.encoder_model(model, "interpolate between digits", SEEDS_INSTEAD)
             example = check_number("Example", example, 0, MAX_EXAMPLE, integer=True)
-            start = self.heldout_digit(net, digit_a, example, "Digit A")
-            end = self.heldout_digit(net, digit_b, example, "Digit B")
+            strip, gif = self._cached(model, "digits", self._digit(digit_a, "Digit A"),
+                                      self._digit(digit_b, "Digit B"), example, steps, mode)
         elif endpoints == "images":
             net = registry.encoder_model(model, "interpolate between images", SEEDS_INSTEAD)
             start = model_input(image_a, sketch_a, net.image_shape, "image A")
             end = model_input(image_b, sketch_b, net.image_shape, "image B")
+            strip, gif = self._render(net, start, end, steps, mode)
         else:
             raise gr.Error(f"Interpolate between 'seeds', 'digits' or 'images', not {endpoints!r}.")
+        files = self.ctx.files
+        gif_path = files.write_bytes(gif, "interpolation.gif")
+        return files.write_bytes(strip, "interpolation.png"), gif_path, gif_path
+
+    def _render_known(self, model: str, endpoints: str, a: int, b: int, example: int, steps: int, mode: str,
+                      ) -> tuple[bytes, bytes]:
+        net = self.ctx.registry.model(model)
+        if endpoints == "seeds":
+            with torch.inference_mode():
+                start = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(a))[0]
+                end = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(b))[0]
+        else:
+            start = self.heldout_digit(net, a, example, "Digit A")
+            end = self.heldout_digit(net, b, example, "Digit B")
+        return self._render(net, start, end, steps, mode)
+
+    def _render(self, net: GenerativeModel, start: torch.Tensor, end: torch.Tensor, steps: int, mode: str,
+                ) -> tuple[bytes, bytes]:
+        """PNG bytes of the strip and GIF bytes of the animation (played forth and back)."""
         path = net.interpolate(start, end, steps=steps, mode=mode).float().cpu()
         width = steps * (path.shape[-1] + 2) + 2
         strip = make_grid(path, nrow=steps, pad_value=GRID_PAD_VALUE, scale=display_scale(width, 700, 1400))
-        files = self.ctx.files
-        gif = files.gif(path, "interpolation", duration_ms=GIF_FRAME_MS,
-                        scale=display_scale(path.shape[-1], target=160))
-        return files.png(strip, "interpolation"), gif, gif
+        buffer = io.BytesIO()
+        strip.save(buffer, format="PNG")
+        gif = self.ctx.files.gif(path, "interpolation", duration_ms=GIF_FRAME_MS,
+                                 scale=display_scale(path.shape[-1], target=160))
+        return buffer.getvalue(), Path(gif).read_bytes()
 
-    def heldout_digit(self, net: GenerativeModel, digit: Any, example: int, label: str) -> torch.Tensor:
+    @staticmethod
+    def _digit(digit: Any, label: str) -> int:
         try:
-            digit = int(digit)
+            value = int(digit)
         except (TypeError, ValueError):
             raise gr.Error(f"{label} must be a digit from 0 to 9, got {digit!r}.") from None
-        if not 0 <= digit <= 9:
-            raise gr.Error(f"{label} must be a digit from 0 to 9, got {digit}.")
+        if not 0 <= value <= 9:
+            raise gr.Error(f"{label} must be a digit from 0 to 9, got {value}.")
+        return value
+
+    def heldout_digit(self, net: GenerativeModel, digit: Any, example: int, label: str) -> torch.Tensor:
+        """Example ``example`` (cycling) of ``digit`` in the held-out data, laid out for ``net``."""
+        digit = self._digit(digit, label)
         images, labels = self.ctx.heldout.get(net.image_shape)
         matches = torch.nonzero(labels == digit).flatten()
         if len(matches) == 0:

@@ -16,7 +16,6 @@ DEFAULT_TEMPERATURE = 1.0
 
 DEFAULT_CONCURRENCY = 2   # model calls running at once, over all endpoints
 DEFAULT_MAX_QUEUE = 64    # requests waiting beyond that are refused ("queue is full")
-DEFAULT_MAX_BATCH = 16    # concurrent Sample requests served by one forward pass
 
 CAP_REASON = " (this Space caps requests so that one user cannot exhaust its CPU)"
 CAPPED_FIELDS = ("Number of images", "Steps")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE
+from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE
 
 OFFICIAL_MODELS = ("vaegan/mnist-vae", "vaegan/mnist-vae-16d", "vaegan/mnist-ae", "vaegan/mnist-dcgan",
                    "vaegan/mnist-wgan-gp")
@@ -69,8 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="model calls running at once, over all endpoints (default: 2)")
     parser.add_argument("--max-queue", type=int, default=int(os.environ.get("VAEGAN_MAX_QUEUE", DEFAULT_MAX_QUEUE)),
                         help="requests allowed to wait (default: 64)")
-    parser.add_argument("--max-batch", type=int, default=int(os.environ.get("VAEGAN_MAX_BATCH", DEFAULT_MAX_BATCH)),
-                        help="waiting Sample requests served together by one forward pass (default: 16)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: "
                                                                   "$VAEGAN_TORCH_THREADS or 1)")
     return parser
@@ -78,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Refuse values that would make a server that cannot serve (``ValueError`` naming the option)."""
-    for option in ("concurrency", "max_queue", "max_batch"):
+    for option in ("concurrency", "max_queue"):
         if getattr(args, option) < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}.")
     if args.threads is not None and args.threads < 1:

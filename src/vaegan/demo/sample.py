@@ -3,9 +3,9 @@ class-conditional model also a class, or every class side by side (the class gri
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,6 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, MAX_IMAGES, MAX_SEED, MAX_TEMPERATURE
@@ -33,19 +32,15 @@ class SampleRequest:
     temperature: float
     label: str = ANY_CLASS  # ANY_CLASS, ALL_CLASSES or a class index as text
 
-    @property
-    def is_default(self) -> bool:
-        return (self.num_images, self.seed, self.temperature, self.label) == (
-            DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, ANY_CLASS)
 
 
 class SampleTab:
-    """Checks Sample requests and renders them; concurrent unconditional requests share one forward pass."""
+    """Checks Sample requests and renders them; recent results are kept, so identical requests cost one render."""
 
-    def __init__(self, ctx: DemoContext):
+    def __init__(self, ctx: DemoContext, cache_size: int = 256):
         self.ctx = ctx
-        self._defaults: dict[str, bytes] = {}  # PNG of each model's default grid (seed 0), made once
-        self._lock = threading.Lock()
+        # PNG bytes by request (a few KB each). Everyone's first request is the page's defaults (seed 0).
+        self.png = functools.lru_cache(maxsize=cache_size)(self._png)
 
     # ------------------------------------------------------------------ requests
     def check(self, model: Any, num_images: Any, seed: Any, temperature: Any, label: Any = ANY_CLASS
@@ -73,53 +68,28 @@ class SampleTab:
     def sample(self, model: str, num_images: float, seed: float, temperature: float, label: str = ANY_CLASS
                ) -> str:
         """One request -> the path of a fresh PNG grid."""
-        request = self.check(model, num_images, seed, temperature, label)
-        if request.is_default:  # what most visitors ask for first: computed once per model
-            return self.ctx.files.write_bytes(self.default_png(request.model), "samples.png")
-        return self.ctx.files.png(self.render([request])[0], "samples")
-
-    def default_png(self, model: str) -> bytes:
-        """PNG of ``model``'s default grid (16 images, seed 0, temperature 1), computed once."""
-        with self._lock:
-            cached = self._defaults.get(model)
-        if cached is None:
-            request = SampleRequest(model, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE)
-            cached = _png_bytes(self.render([request])[0])
-            with self._lock:
-                self._defaults[model] = cached
-        return cached
+        return self.ctx.files.write_bytes(self.png(self.check(model, num_images, seed, temperature, label)),
+                                          "samples.png")
 
     def default_path(self, model: str) -> str:
-        """A fresh file holding :meth:`default_png` (what the page shows before "Generate" is pressed)."""
-        return self.ctx.files.write_bytes(self.default_png(model), "samples.png")
+        """A fresh file with ``model``'s grid for the page's defaults (what the page shows before "Generate")."""
+        return self.ctx.files.write_bytes(self.png(SampleRequest(model, DEFAULT_IMAGES, DEFAULT_SEED,
+                                                                 DEFAULT_TEMPERATURE)), "samples.png")
 
     # ------------------------------------------------------------------ rendering
-    def render(self, requests: list[SampleRequest]) -> list[Image.Image]:
-        """Grids for checked requests; the unconditional ones of each model are decoded in one batch.
+    def _png(self, request: SampleRequest) -> bytes:
+        buffer = io.BytesIO()
+        self.render(request).save(buffer, format="PNG")
+        return buffer.getvalue()
 
-        Each request draws its latents from its own seeded generator, so its grid does not depend on the others.
-        """
-        pictures: dict[int, Image.Image] = {}
-        plain: dict[str, list[int]] = {}
-        for index, request in enumerate(requests):
-            net = self.ctx.registry.model(request.model)
-            if self.ctx.registry.entry(request.model).class_names is None:
-                plain.setdefault(request.model, []).append(index)
-            else:
-                pictures[index] = self._conditional(net, request)
-        for name, indices in plain.items():
-            net = self.ctx.registry.model(name)
-            with torch.inference_mode():
-                latents = [net.prior_latents(requests[i].num_images, generator=_generator(net, requests[i].seed),
-                                             temperature=requests[i].temperature) for i in indices]
-                images = net.decode_latents(torch.cat(latents)).float().cpu()
-            for index, chunk in zip(indices, images.split([len(z) for z in latents]), strict=True):
-                pictures[index] = sample_grid(chunk)
-        return [pictures[i] for i in range(len(requests))]
-
-    def _conditional(self, net: GenerativeModel, request: SampleRequest) -> Image.Image:
-        generator = _generator(net, request.seed)
+    def render(self, request: SampleRequest) -> Image.Image:
+        """The grid of a checked request; its latents come from its own seeded generator."""
+        net = self.ctx.registry.model(request.model)
+        generator = torch.Generator(device=net.device).manual_seed(request.seed)
         with torch.inference_mode():
+            if self.ctx.registry.entry(request.model).class_names is None:
+                latents = net.prior_latents(request.num_images, generator=generator, temperature=request.temperature)
+                return sample_grid(net.decode_latents(latents).float().cpu())
             if request.label == ALL_CLASSES:
                 num_classes = int(net.config.num_classes)
                 rows = max(1, math.ceil(request.num_images / num_classes))
@@ -129,7 +99,7 @@ class SampleTab:
             labels = None if request.label == ANY_CLASS else int(request.label)
             images = net.sample(request.num_images, generator=generator, temperature=request.temperature,
                                 class_labels=labels)
-        return sample_grid(images.float().cpu())
+            return sample_grid(images.float().cpu())
 
     # ------------------------------------------------------------------ page
     def class_picker(self, model: Any) -> Any:
@@ -175,13 +145,3 @@ def class_choices(classes: list[str] | None) -> list[tuple[str, str]]:
     """Dropdown choices of the class picker: any class, every class (the grid), then each class."""
     choices = [("any class (drawn at random)", ANY_CLASS), ("all classes (class grid)", ALL_CLASSES)]
     return choices + [(f"{i}: {name}" if name != str(i) else name, str(i)) for i, name in enumerate(classes or [])]
-
-
-def _generator(net: GenerativeModel, seed: int) -> torch.Generator:
-    return torch.Generator(device=net.device).manual_seed(seed)
-
-
-def _png_bytes(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
