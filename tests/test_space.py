@@ -3,14 +3,10 @@ impression, evaluation results, ``vaegan demo``, the publish script, and a crowd
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -531,95 +527,45 @@ def test_publish_reports_errors_without_traceback(hub):  # noqa: F811 - the fixt
     assert "could not publish the Space org/vaegan-demo" in done.stderr and "Traceback" not in done.stderr
 
 
-# ------------------------------------------------------------------------------------------------ load test
+# ------------------------------------------------------------------------------------------------ crowd
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def load_script():
+    """benchmarks/space_load.py as a module (it is a script, not part of the package)."""
+    import importlib.util
 
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the app exited with {process.returncode}:\n{process.stdout.read()}")
-        try:
-            if httpx.get(url + "/config", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the app did not answer at {url} within {timeout} s")
+    spec = importlib.util.spec_from_file_location("space_load", ROOT / "benchmarks" / "space_load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
-def test_load_20_concurrent_clients(tmp_path):
-    """20 clients ask for 16 images of the 28x28 VAE at once; no errors; p50/p95 recorded (not asserted)."""
-    clients_n, calls_each = 20, 10
+def test_crowd_of_identical_requests_gets_no_errors(tmp_path):
+    """20 gradio_client clients x 10 identical default requests on every endpoint that returns pictures: 0 errors.
+
+    Identical results used to be rewritten in place in gradio's cache while other downloads read them (truncated
+    responses); the timings are recorded in test-artifacts/space_crowd.json, not asserted.
+    """
+    load = load_script()
     torch.manual_seed(0)
     vaegan.VAE().save_pretrained(tmp_path / "mnist-vae")
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "VAEGAN_HELDOUT": "none"}
-    process = subprocess.Popen([sys.executable, str(SPACE_DIR / "app.py"), "--model", str(tmp_path / "mnist-vae"),
-                                "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port = load.free_port()
+    server = load.start_server(str(tmp_path / "mnist-vae"), port)
     url = f"http://127.0.0.1:{port}"
+    report = {}
     try:
-        wait_until_up(url, process)
-        # gradio_client opens a new httpx client for every HTTP call; with certificate verification on, each one
-        # loads the CA bundle (~20 ms of CPU), which would make the load generator, not the server, the bottleneck
-        # on a 2-core machine. The server is plain HTTP on loopback, so no TLS is involved either way.
-        clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(clients_n)]
-        for c in clients:  # warm-up
-            c.predict("mnist-vae", 16, 0, 1.0, api_name="/sample")
-        alone = []  # one client on its own: the floor (gradio_client polls its event stream every 50 ms)
-        for seed in range(10):
-            began = time.perf_counter()
-            clients[0].predict("mnist-vae", 16, seed, 1.0, api_name="/sample")
-            alone.append(1000 * (time.perf_counter() - began))
-        load_before = os.getloadavg()[0]
-        start = threading.Barrier(clients_n)
-
-        def run(index: int) -> tuple[list[float], list[str]]:
-            latencies, errors = [], []
-            start.wait()
-            for call in range(calls_each):
-                began = time.perf_counter()
-                try:
-                    clients[index].predict("mnist-vae", 16, 1000 * index + call, 1.0, api_name="/sample")
-                    latencies.append(time.perf_counter() - began)
-                except Exception as err:  # recorded, asserted below
-                    errors.append(f"{type(err).__name__}: {err}")
-            return latencies, errors
-
-        began = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(clients_n) as pool:
-            results = list(pool.map(run, range(clients_n)))
-        wall = time.perf_counter() - began
+        load.wait_until_up(url, server)
+        clients = load.make_clients(url, 20)
+        for scenario in ("sample-identical", "interpolate", "latent_map", "reconstruct"):
+            call = load.request_for(scenario, "model", tmp_path)
+            call(clients[0], 0)  # warm
+            before = load.cpu_seconds(server.pid)
+            report[scenario] = load.summary(load.crowd(clients, call, 10), load.cpu_seconds(server.pid) - before)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    latencies = sorted(1000 * t for lat, _ in results for t in lat)
-    errors = [e for _, errs in results for e in errs]
-    quantiles = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
-    report = {
-        "test": "20 concurrent gradio_client clients, /sample 16 images, 28x28 VAE (latent 2), after warm-up",
-        "clients": clients_n, "calls_per_client": calls_each, "requests": len(latencies), "errors": len(errors),
-        "p50_ms": round(quantiles[49], 1), "p95_ms": round(quantiles[94], 1), "max_ms": round(latencies[-1], 1),
-        "mean_ms": round(statistics.fmean(latencies), 1), "throughput_rps": round(len(latencies) / wall, 1),
-        "single_client_p50_ms": round(statistics.median(alone), 1),
-        "cpu_count": os.cpu_count(), "load_average_before": round(load_before, 2),
-        "load_average_after": round(os.getloadavg()[0], 2),
-        "server": "spaces/demo/app.py in a subprocess with its defaults (2 workers, 1 torch thread each)",
-    }
+        load.stop_server(server)
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "space_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("\nload test:", json.dumps(report))
-    assert not errors, errors[:5]
+    (ARTIFACTS / "space_crowd.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\ncrowd:", json.dumps(report))
+    assert {name: r["requests"] for name, r in report.items()} == dict.fromkeys(report, 200)
+    assert {name: r["first_errors"] for name, r in report.items() if r["errors"]} == {}
