@@ -16,7 +16,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from vaegan import AE, GAN, VAE
-from vaegan.hub import dataset_tag
+from vaegan.cards import dataset_tag
 from vaegan.images import make_grid, save_gif
 
 SMALL_VAE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}

@@ -12,7 +12,7 @@ from model_helpers import gen
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import vaegan.hub
+import vaegan.models.base
 from vaegan import AE, GAN, VAE, AutoModel, CheckpointError, ConfigError, WeightsMismatchError
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -321,7 +321,7 @@ def _interrupt_model_card(monkeypatch):
     def broken_card(*args, **kwargs):
         raise Interrupted("interrupted while writing README.md")
 
-    monkeypatch.setattr(vaegan.hub, "write_model_card", broken_card)
+    monkeypatch.setattr(vaegan.models.base, "write_model_card", broken_card)
 
 
 INTERRUPTIONS = {"weights": _interrupt_weights_write, "model_card": _interrupt_model_card}

@@ -175,7 +175,7 @@ class GenerativePipeline(DiffusionPipeline):
             raise CheckpointError("vaegan saves safetensors only; drop safe_serialization=False.")
         if push_to_hub:
             raise ValueError("use pipe.push_to_hub(repo_id) to upload; save_pretrained only writes a folder.")
-        from .hub import write_model_card, write_pipeline_card
+        from .cards import write_model_card, write_pipeline_card
 
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from ..errors import ConfigError, VaeganError
-from .base import GenerativeModel, _load_config, _refuse_pickle_only
+from .base import GenerativeModel, _load_config, _refuse_pickle_only, set_class_lookup
 from .validation import closest
 
 ENTRY_POINT_GROUP = "vaegan.models"
@@ -123,6 +123,9 @@ def get_model_class(name: str) -> type[GenerativeModel]:
         f"'{ENTRY_POINT_GROUP}' entry-point group (install that package)."
         + (f" Plugins that failed to load: {' '.join(broken)}" if broken else "")
     )
+
+
+set_class_lookup(get_model_class)
 
 
 class AutoModel:

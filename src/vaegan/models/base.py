@@ -24,6 +24,7 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
+from ..cards import write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
 from ..interpolation import interpolate_latents
 from .validation import MAX_PARAMETERS, closest
@@ -31,6 +32,21 @@ from .validation import MAX_PARAMETERS, closest
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
                            "subfolder")
+
+
+def _unregistered(name: str) -> type:
+    raise ConfigError(f"no model registry to look up {name!r}: import vaegan.models first.")
+
+
+#: Finds a registered model class by name, plugins included. ``vaegan.models.auto`` installs its registry here with
+#: :func:`set_class_lookup`, so this module never imports ``auto`` (which imports this one).
+_class_lookup: Callable[[str], type] = _unregistered
+
+
+def set_class_lookup(lookup: Callable[[str], type]) -> None:
+    """Install the function that maps a ``_class_name`` to its model class (done by ``vaegan.models.auto``)."""
+    global _class_lookup
+    _class_lookup = lookup
 
 
 class GenerativeModel(ModelMixin, ConfigMixin):
@@ -182,8 +198,6 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         try:
             super().save_pretrained(staging, **kwargs)
             if model_card:
-                from ..hub import write_model_card
-
                 write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
                                  load_path=target)
             _publish(staging, target)
@@ -230,9 +244,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Refuse a config.json written for another class or holding keys this class does not know."""
         class_name = config.get("_class_name")
         if class_name not in (None, cls.__name__):
-            from .auto import get_model_class
-
-            other = get_model_class(class_name)
+            other = _class_lookup(class_name)
             if not issubclass(other, cls):
                 raise ConfigError(
                     f"{source} holds a {class_name} model, not a {cls.__name__}; load it with "

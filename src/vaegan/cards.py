@@ -1,0 +1,349 @@
+"""Model cards for vaegan models and pipelines (huggingface_hub's ``ModelCard``).
+
+:func:`write_model_card` runs inside :meth:`GenerativeModel.save_pretrained`, hence for ``push_to_hub`` and at
+the end of training (this module never imports the model classes at run time, so ``models/base.py`` imports it
+directly). It writes ``README.md`` with Hub metadata (``library_name: vaegan``, tags, pipeline tag,
+datasets, license), a usage snippet that runs as written, the model's configuration, the training summary and
+final metrics when given, and a grid of samples (``samples.png``, fixed seed) when the model can sample.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
+    from .models.base import GenerativeModel
+
+__all__ = ["SAMPLES_FILENAME", "dataset_tag", "model_card", "pipeline_card", "save_card_samples", "write_model_card",
+           "write_pipeline_card"]
+
+logger = logging.getLogger(__name__)
+
+LIBRARY_NAME = "vaegan"
+PIPELINE_TAG = "unconditional-image-generation"
+DEFAULT_LICENSE = "apache-2.0"
+SAMPLES_FILENAME = "samples.png"
+#: The card's sample grid: ``CARD_SAMPLES`` images from ``torch.Generator().manual_seed(CARD_SEED)``.
+CARD_SAMPLES, CARD_GRID_ROWS, CARD_SEED = 16, 4, 0
+
+_FAMILY_TAGS = {"ae": "autoencoder", "vae": "vae", "gan": "gan"}
+_FAMILY_NAMES = {"ae": "autoencoder", "vae": "variational autoencoder", "gan": "generative adversarial network"}
+_ARCHITECTURE_TAGS = {"conv": "convolutional", "mlp": "mlp", "dcgan": "dcgan"}
+_LOSS_TAGS = {"wgan": "wgan", "wgan_gp": "wgan-gp"}
+_KNOWN_DATASETS = ("fashion-mnist", "kmnist", "emnist", "mnist", "cifar10", "cifar100", "celeba", "svhn", "stl10")
+# Training-summary keys shown in this order with these labels; other keys follow under their own names.
+_SUMMARY_LABELS = {
+    "dataset": "Dataset",
+    "dataset_id": "Dataset on the Hub",
+    "train_images": "Training images",
+    "epochs": "Epochs",
+    "steps": "Optimisation steps",
+    "batch_size": "Batch size",
+    "optimizer": "Optimizer",
+    "learning_rate": "Learning rate",
+    "mixed_precision": "Mixed precision",
+    "hardware": "Hardware",
+    "training_seconds": "Training time",
+    "time": "Training time",
+    "seed": "Seed",
+    "init_from": "Initialised from",
+}
+_SUMMARY_SKIP = {"metrics", "repo_id", "license", "tags"}
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def dataset_tag(name: str | None) -> str | None:
+    """A Hub tag for a dataset id or source (``ylecun/mnist``, ``mnist-5k``, ``hf:uoft-cs/cifar10`` ...), or None."""
+    if not name:
+        return None
+    text = str(name).split(":", 1)[1] if re.match(r"^[a-z]+:", str(name)) else str(name)
+    text = text.rstrip("/").split("/")[-1].lower().replace("_", "-")
+    if text in _KNOWN_DATASETS:
+        return text
+    for known in _KNOWN_DATASETS:  # 'mnist-5k', 'cifar10-small', 'fashion-mnist (zalando...)' -> the known name
+        if re.match(rf"^{re.escape(known)}(?![a-z0-9])", text):
+            return known
+    return None
+
+
+def _dataset_id(summary: Mapping[str, Any]) -> str | None:
+    if summary.get("dataset_id"):
+        return str(summary["dataset_id"])
+    source = summary.get("dataset")
+    if not source:
+        return None
+    try:  # a data source string ('mnist-5k', 'hf:ylecun/mnist') -> its Hub dataset id
+        from .data import dataset_id
+
+        return dataset_id(str(source))
+    except Exception:  # noqa: BLE001 - a free-form description, not a source string
+        return None
+
+
+def _code(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    return "\n".join(lines)
+
+
+def _load_target(repo_id: str | None, summary: Mapping[str, Any], load_path: str | Path | None,
+                 folder: str | Path | None) -> str:
+    """What ``from_pretrained`` takes in the usage snippet: the repo id when known, else the folder."""
+    target = repo_id or summary.get("repo_id")
+    if target:
+        return str(target)
+    location = load_path if load_path is not None else folder
+    return Path(location).resolve().as_posix() if location is not None else "path/to/model"
+
+
+def _importable_name(cls: type) -> str | None:
+    """``cls.__name__`` when ``from vaegan import <name>`` gives ``cls`` without any plugin lookup."""
+    import vaegan
+
+    return cls.__name__ if vars(vaegan).get(cls.__name__) is cls else None
+
+
+def _can_reconstruct(model: GenerativeModel) -> bool:
+    return callable(getattr(model, "reconstruct", None))
+
+
+# ---------------------------------------------------------------------------------------------------- samples
+def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
+    """Write the card's sample grid ``samples.png`` into ``folder``.
+
+    Returns None on success, else the reason the model cannot sample (an AE without a fitted prior).
+    """
+    import torch
+
+    from .images import make_grid
+
+    if not model.can_sample:
+        return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
+                "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
+                "at the end of training), or use a VAE, whose prior is built in.")
+    try:
+        images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED))
+        grid = make_grid(images.float().cpu(), nrow=CARD_GRID_ROWS)
+    except (RuntimeError, NotImplementedError, ValueError) as err:
+        logger.warning("No sample grid in the model card of %s: %s", type(model).__name__, err)
+        return f"This model could not generate samples for this card: {err}"
+    grid.save(Path(folder) / SAMPLES_FILENAME)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- model cards
+def _usage(model: GenerativeModel, target: str, can_sample: bool, subfolder: str | None = None) -> str:
+    cls = type(model)
+    name = _importable_name(cls)
+    imports = ["import torch", "", f"from vaegan import {name}" if name else "from vaegan import AutoModel"]
+    loader = name or "AutoModel"
+    where = json.dumps(target) + (f", subfolder={json.dumps(subfolder)}" if subfolder else "")
+    lines = [f"model = {loader}.from_pretrained({where})"]
+    c, h, w = model.image_shape
+    if can_sample:
+        imports.append("from vaegan.images import make_grid")
+        lines += [
+            f"images = model.sample(16, generator=torch.Generator().manual_seed({CARD_SEED}))  "
+            f"# (16, {c}, {h}, {w}), values in [0, 1]",
+            "make_grid(images, nrow=4).save(\"my_samples.png\")",
+        ]
+    elif _can_reconstruct(model):
+        lines += [
+            f"images = torch.rand(4, {c}, {h}, {w})  # replace with your images, values in [0, 1]",
+            f"reconstructions = model.reconstruct(images)  # (4, {c}, {h}, {w})",
+            f"latents = model.encode_images(images)  # (4, {model.latent_dim})",
+        ]
+    else:
+        lines += [f"print(model.image_shape, model.latent_dim)  # ({c}, {h}, {w}) {model.latent_dim}"]
+    prefix = "" if name else f"# needs the package that provides {cls.__name__} (a vaegan plugin)\n"
+    return "```python\n" + prefix + "\n".join(imports) + "\n\n" + "\n".join(lines) + "\n```"
+
+
+def _config_rows(model: GenerativeModel) -> list[tuple[str, str]]:
+    return [(f"`{key}`", _code(value)) for key, value in model.config.items() if not key.startswith("_")]
+
+
+def _summary_section(summary: Mapping[str, Any]) -> str:
+    rows = []
+    keys = [k for k in _SUMMARY_LABELS if k in summary] + [k for k in summary if k not in _SUMMARY_LABELS]
+    for key in keys:
+        value = summary[key]
+        if key in _SUMMARY_SKIP or value is None or isinstance(value, Mapping):
+            continue
+        if key == "dataset_id":
+            value = f"[{value}](https://huggingface.co/datasets/{value})"
+        elif key == "training_seconds" and isinstance(value, int | float):
+            value = _duration(value)
+        rows.append((_SUMMARY_LABELS.get(key, key.replace("_", " ").capitalize()), _cell(value)))
+    parts = ["## Training", ""]
+    if rows:
+        parts += [_table(("", ""), rows), ""]
+    metrics = summary.get("metrics")
+    if isinstance(metrics, Mapping) and metrics:
+        parts += ["### Final metrics", "", _table(("Metric", "Value"), [(f"`{k}`", _cell(v)) for k, v in
+                                                                         metrics.items()]), ""]
+    return "\n".join(parts)
+
+
+def _tags(model: GenerativeModel, dataset_id: str | None, summary: Mapping[str, Any]) -> list[str]:
+    config = model.config
+    family = getattr(model, "family", "model")
+    tags = [LIBRARY_NAME, _FAMILY_TAGS.get(family, family)]
+    architecture = config.get("architecture")
+    if isinstance(architecture, str):
+        tags.append(_ARCHITECTURE_TAGS.get(architecture, architecture))
+    loss = config.get("loss")
+    if family == "gan" and loss in _LOSS_TAGS:
+        tags.append(_LOSS_TAGS[loss])
+    tags.append(PIPELINE_TAG)
+    tags.append(dataset_tag(dataset_id) or dataset_tag(summary.get("dataset")))
+    tags += [str(t) for t in summary.get("tags") or ()]
+    return list(dict.fromkeys(t for t in tags if t))
+
+
+def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | None = None, *,
+               repo_id: str | None = None, load_path: str | Path | None = None, subfolder: str | None = None,
+               samples: str | None = SAMPLES_FILENAME, no_samples_reason: str | None = None) -> ModelCard:
+    """The model card of ``model`` (no files written; see :func:`write_model_card`).
+
+    ``samples`` is the sample grid's file name relative to the card (None: no grid, and
+    ``no_samples_reason`` says why). The usage snippet loads ``repo_id`` (or ``training_summary["repo_id"]``)
+    when known, else ``load_path`` (with ``subfolder``: the model is a pipeline component).
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    import vaegan
+
+    summary = dict(training_summary or {})
+    cls_name = type(model).__name__
+    target = _load_target(repo_id, summary, load_path, None)
+    dataset_id = _dataset_id(summary)
+    data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        license=str(summary.get("license") or DEFAULT_LICENSE),
+        pipeline_tag=PIPELINE_TAG,
+        tags=_tags(model, dataset_id, summary),
+        datasets=[dataset_id] if dataset_id else None,
+    )
+    family = getattr(model, "family", "model")
+    title = (repo_id or summary.get("repo_id") or cls_name).split("/")[-1]
+    trained_on = f", trained on {summary['dataset']}" if summary.get("dataset") else ""
+    c, h, w = model.image_shape
+    article = "An" if cls_name[:1] in "AEIO" else "A"
+    parts = [
+        f"# {title}",
+        "",
+        f"{article} `{cls_name}` ({_FAMILY_NAMES.get(family, family)}) made with "
+        f"[vaegan](https://github.com/vaegan/vaegan){trained_on}. Images are {c} x {h} x {w}; the latent space has "
+        f"{model.latent_dim} dimensions.",
+        "",
+    ]
+    if samples:
+        parts += [f"![samples]({samples})", "",
+                  f"*{CARD_SAMPLES} samples drawn with `torch.Generator().manual_seed({CARD_SEED})`.*", ""]
+    else:
+        parts += [f"No samples are shown. {no_samples_reason or 'This model cannot generate samples.'}", ""]
+    parts += ["## Usage", "", "Install vaegan (`pip install vaegan`), then:", "",
+              _usage(model, target, can_sample=bool(samples), subfolder=subfolder), ""]
+    parameters = sum(p.numel() for p in model.parameters())
+    parts += [
+        "## Model", "",
+        _table(("", ""), [("Class", f"`{cls_name}` (vaegan {vaegan.__version__})"), ("Parameters", f"{parameters:,}"),
+                          ("Latent dimension", str(model.latent_dim)), ("Image shape (C, H, W)", f"{(c, h, w)}")]),
+        "", "### Configuration", "", _table(("Key", "Value"), _config_rows(model)), "",
+    ]
+    if any(k not in _SUMMARY_SKIP for k in summary) or summary.get("metrics"):
+        parts.append(_summary_section(summary))
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
+
+
+def write_model_card(model: GenerativeModel, folder: str | Path, training_summary: Mapping[str, Any] | None = None,
+                     *, repo_id: str | None = None, load_path: str | Path | None = None,
+                     subfolder: str | None = None) -> ModelCard:
+    """Write ``README.md`` (and the sample grid ``samples.png`` when the model can sample) into ``folder``.
+
+    ``repo_id`` (or ``training_summary["repo_id"]``) is the id the usage snippet loads; without one it loads
+    ``load_path`` (default: ``folder``), from ``subfolder`` when given. ``training_summary`` is free-form
+    (vaegan's trainer writes ``dataset``, ``dataset_id``, ``epochs``, ``steps``, ``batch_size``, ``optimizer``,
+    ``hardware``, ``training_seconds``, ``license``, ``metrics``: {...}, ...).
+    """
+    folder = Path(folder)
+    reason = save_card_samples(model, folder)
+    stale = folder / SAMPLES_FILENAME
+    if reason and stale.exists():
+        stale.unlink()
+    card = model_card(model, training_summary, repo_id=repo_id, load_path=load_path or folder,
+                      subfolder=subfolder, samples=None if reason else SAMPLES_FILENAME, no_samples_reason=reason)
+    card.save(folder / "README.md")
+    return card
+
+
+# ---------------------------------------------------------------------------------------------------- pipelines
+def pipeline_card(pipeline: Any, *, repo_id: str | None = None, load_path: str | Path | None = None,
+                  samples: str | None = None) -> ModelCard:
+    """The card of a saved vaegan pipeline folder (``model_index.json`` + one model subfolder)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    name = pipeline.component_name
+    model = getattr(pipeline, name)
+    target = _load_target(repo_id, {}, load_path, None)
+    family = getattr(model, "family", "model")
+    data = ModelCardData(
+        library_name="diffusers", license=DEFAULT_LICENSE, pipeline_tag=PIPELINE_TAG,
+        tags=list(dict.fromkeys([LIBRARY_NAME, _FAMILY_TAGS.get(family, family), PIPELINE_TAG, "diffusers"])),
+    )
+    title = (repo_id or type(pipeline).__name__).split("/")[-1]
+    parts = [
+        f"# {title}", "",
+        f"A diffusers `{type(pipeline).__name__}` around a vaegan `{type(model).__name__}` (in `{name}/`, with its "
+        "own model card). `import vaegan` makes diffusers able to load it; nothing in this repo is executed.", "",
+    ]
+    if samples:
+        parts += [f"![samples]({samples})", ""]
+    parts += [
+        "## Usage", "", "```python", "import torch", "from diffusers import DiffusionPipeline", "",
+        "import vaegan  # noqa: F401 - registers vaegan's models and pipelines with diffusers", "",
+        f"pipe = DiffusionPipeline.from_pretrained({json.dumps(target)})",
+        "images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0)).images  # PIL images",
+        "images[0].save(\"sample.png\")",
+        "```", "",
+    ]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts).rstrip() + "\n")
+
+
+def write_pipeline_card(pipeline: Any, folder: str | Path, *, repo_id: str | None = None,
+                        load_path: str | Path | None = None) -> ModelCard:
+    """Write the pipeline's ``README.md`` into ``folder``, showing the model's sample grid when there is one."""
+    folder = Path(folder)
+    samples = f"{pipeline.component_name}/{SAMPLES_FILENAME}"
+    card = pipeline_card(pipeline, repo_id=repo_id, load_path=load_path or folder,
+                         samples=samples if (folder / samples).is_file() else None)
+    card.save(folder / "README.md")
+    return card
