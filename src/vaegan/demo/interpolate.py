@@ -17,6 +17,7 @@ from .context import DemoContext
 from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
 from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
 from .outputs import GRID_PAD_VALUE, display_scale
+from .registry import unconditional
 
 SEEDS_INSTEAD = ", or interpolate between two seeds"
 
@@ -35,7 +36,7 @@ class InterpolateTab:
                     mode: str) -> tuple[str, str, str]:
         """The strip (PNG), the GIF and the GIF again (for the download box), as paths of fresh files."""
         registry = self.ctx.registry
-        net = registry.model(model)
+        net = registry.unconditional_model(model, "Interpolate")
         steps = check_number("Steps", steps, MIN_STEPS, MAX_STEPS, integer=True)
         if mode not in ("slerp", "lerp"):
             raise gr.Error(f"Interpolation mode must be 'slerp' or 'lerp', got {mode!r}.")
@@ -64,7 +65,7 @@ class InterpolateTab:
 
     def _render_known(self, model: str, endpoints: str, a: int, b: int, example: int, steps: int, mode: str,
                       ) -> tuple[bytes, bytes]:
-        net = self.ctx.registry.model(model)
+        net = self.ctx.registry.unconditional_model(model, "Interpolate")
         if endpoints == "seeds":
             with torch.inference_mode():
                 start = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(a))[0]
@@ -105,11 +106,15 @@ class InterpolateTab:
             raise gr.Error(f"The held-out data has no digit {digit}.")
         return images[int(matches[example % len(matches)])]
 
-    def build(self, first: str) -> None:
+    def build(self) -> None:
         ctx = self.ctx
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                model = gr.Dropdown(ctx.registry.choices(), value=first, label="Model", allow_custom_value=True)
+                choices = ctx.registry.choices(unconditional)
+                if not choices:
+                    gr.Markdown("All the loaded models are class-conditional; sample them in the Sample tab.")
+                    return
+                model = gr.Dropdown(choices, value=choices[0][1], label="Model", allow_custom_value=True)
                 kind = gr.Radio([("Two seeds", "seeds"), ("Two held-out digits (AE/VAE)", "digits"),
                                  ("Two images: upload or draw (AE/VAE)", "images")], value="seeds",
                                 label="Interpolate between")

@@ -19,7 +19,7 @@ from .interpolate import InterpolateTab
 from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE, MAX_IMAGES, MAX_STEPS
 from .options import HELDOUT_SOURCE, model_specs, parse_args, specs_of
 from .reconstruct import ReconstructTab
-from .registry import DemoModel, Registry, load_models
+from .registry import DemoModel, Registry, load_models, unconditional
 from .sample import SampleTab
 
 CSS = """
@@ -49,7 +49,7 @@ class DemoApp:
         for entry in self.registry.entries.values():
             net = entry.model
             net.to(memory_format=torch.channels_last)
-            if entry.class_names is None:
+            if unconditional(net):
                 with torch.inference_mode():
                     net.decode_latents(torch.zeros(2, net.latent_dim, device=net.device, dtype=net.dtype))
 
@@ -77,11 +77,11 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
             with gr.Tab("Sample", id="sample"):
                 app.sample.build(first)
             with gr.Tab("Interpolate", id="interpolate"):
-                app.interpolate.build(first)
+                app.interpolate.build()
             with gr.Tab("Explore", id="explore"):
-                app.explore.build(registry.choices(lambda m: m.latent_dim == 2), demo)
+                app.explore.build(registry.choices(lambda m: m.latent_dim == 2 and unconditional(m)), demo)
             with gr.Tab("Reconstruct", id="reconstruct"):
-                app.reconstruct.build(registry.choices(lambda m: m.has_encoder))
+                app.reconstruct.build(registry.choices(lambda m: m.has_encoder and unconditional(m)))
         gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps; "
                     f"{concurrency_limit} model call(s) run at once and up to {max_queue} wait in the queue.")
     # After every event gradio rebuilds a pandas summary of up to 10,000 past events for its monitoring page:

@@ -85,6 +85,11 @@ def load_models(specs: Sequence[str], loader: Callable[[str], GenerativeModel] =
     return models
 
 
+def unconditional(model: GenerativeModel) -> bool:
+    """Whether ``model`` takes no class labels (only the Sample tab handles class-conditional models)."""
+    return not getattr(model.config, "num_classes", None)
+
+
 def describe(name: str, model: GenerativeModel) -> str:
     """``name (VAE, 2-D latent, 28x28x1)``: the dropdown label of a model."""
     c, h, w = model.image_shape
@@ -136,16 +141,27 @@ class Registry:
 
     def encoder_model(self, name: str, what: str, alternative: str = "") -> GenerativeModel:
         model = self.model(name)
+        if getattr(model.config, "num_classes", None):
+            raise gr.Error(f"{name} is class-conditional, so it cannot {what} here; choose an unconditional AE or "
+                           f"VAE{alternative}.")
         if not model.has_encoder:
             raise gr.Error(f"{name} is a {type(model).__name__}, which has no encoder, so it cannot {what}. "
                            f"Choose an AE or a VAE{alternative}.")
         return model
 
     def plane_model(self, name: str) -> GenerativeModel:
-        model = self.model(name)
+        model = self.unconditional_model(name, "Explore")
         if model.latent_dim != 2:
             raise gr.Error(f"The latent space of {name} has {model.latent_dim} dimensions; the latent plane needs a "
                            "model with a 2-D latent space.")
+        return model
+
+    def unconditional_model(self, name: str, tab: str) -> GenerativeModel:
+        """``name``'s model, or a ``gr.Error`` when it is class-conditional (``tab`` does not take classes)."""
+        model = self.model(name)
+        if getattr(model.config, "num_classes", None):
+            raise gr.Error(f"{name} is class-conditional; the {tab} tab works with unconditional models. Sample it "
+                           "in the Sample tab, where you can pick a class.")
         return model
 
     def results_markdown(self, name: Any) -> str:
