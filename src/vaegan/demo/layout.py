@@ -63,7 +63,7 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     ``(image [0,1] CHW, label)`` items, or None (no held-out digits). Model calls share one pool of
     ``concurrency_limit`` workers; at most ``max_queue`` requests wait. Public API endpoints: ``/sample``,
     ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct``. ``demo.vaegan_app`` is the
-    :class:`DemoApp`.
+    :class:`DemoApp`. The models are put in evaluation mode and channels-last memory format in place.
     """
     app = DemoApp(models, heldout, concurrency_limit=concurrency_limit)
     app.prepare()

@@ -33,7 +33,6 @@ class SampleRequest:
     label: str = ANY_CLASS  # ANY_CLASS, ALL_CLASSES or a class index as text
 
 
-
 class SampleTab:
     """Checks Sample requests and renders them; recent results are kept, so identical requests cost one render."""
 
