@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_space import ARTIFACTS, heldout_digits, space, tiny_models  # noqa: E402
+from test_space import ARTIFACTS, heldout_digits, layout, tiny_models  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,10 +29,22 @@ IMAGE_LOADED = """(selector) => {
 }"""
 
 
+def models_with_results():
+    """The tiny models; the first carries model-card evaluation results, as a published model would."""
+    from huggingface_hub import EvalResult
+
+    from vaegan.demo.registry import DemoModel
+
+    models = tiny_models()
+    scored = EvalResult(task_type="unconditional-image-generation", dataset_type="mnist", dataset_name="MNIST",
+                        metric_type="fd_mnist", metric_name="FD (MNIST classifier)", metric_value=7.25)
+    return {"vae": DemoModel(models.pop("vae"), "org/vae", [scored]), **models}
+
+
 @pytest.fixture(scope="module")
 def app_url():
-    demo = space.build_demo(tiny_models(), heldout=heldout_digits())
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=space.CSS)
+    demo = layout.build_demo(models_with_results(), heldout=heldout_digits())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=layout.CSS)
     try:
         yield demo.local_url
     finally:
@@ -65,6 +77,24 @@ def wait_for_image(page, selector: str) -> dict:
     return page.eval_on_selector(selector, "img => ({width: img.naturalWidth, height: img.naturalHeight})")
 
 
+def test_page_opens_with_digits_and_evaluation_results(page):
+    """Before anything is pressed: the first model's samples, its card's results; no class picker (unconditional)."""
+    size = wait_for_image(page, "#sample-output img")
+    assert size["width"] > 4 * 28 and size["height"] > 4 * 28
+    results = page.locator("#sample-results")
+    assert "FD (MNIST classifier)" in results.inner_text() and "7.25" in results.inner_text()
+    assert not page.locator("#sample-class").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "space_first_impression.png"), full_page=True)
+    # another model: its (empty) results replace the table
+    page.locator("#sample-model input").click()
+    page.get_by_role("option", name="gan (GAN").click()
+    page.wait_for_function("() => !document.querySelector('#sample-results').innerText.includes('7.25')")
+    page.locator("#sample-model input").click()
+    page.get_by_role("option", name="vae (VAE").click()
+    page.wait_for_function("() => document.querySelector('#sample-results').innerText.includes('7.25')")
+    assert not page.page_errors, page.page_errors
+
+
 def test_sample_tab_renders_a_grid(page):
     page.click("#sample-button")
     size = wait_for_image(page, "#sample-output img")
@@ -91,8 +121,9 @@ def test_interpolate_tab_renders_strip_and_gif(page):
 
 def test_explore_tab_decodes_a_clicked_point(page):
     page.get_by_role("tab", name="Explore").click()
-    plane = wait_for_image(page, "#explore-plane img")
+    plane = wait_for_image(page, "#explore-plane img")  # part of the page: no request needed
     wait_for_image(page, "#explore-manifold img")
+    page.screenshot(path=str(ARTIFACTS / "space_explore_on_open.png"), full_page=True)
     box = page.locator("#explore-plane img").bounding_box()
     scale = box["width"] / plane["width"]
     page.mouse.click(box["x"] + 0.45 * plane["width"] * scale, box["y"] + 0.5 * plane["height"] * scale)

@@ -2,16 +2,19 @@
 
     python spaces/demo/publish.py REPO_ID [--models ID [ID ...]] [--private] [--token TOKEN]
 
-Creates (or reuses) the Space ``REPO_ID`` with the gradio SDK and uploads ``app.py``, ``README.md`` and
-``requirements.txt`` from this folder in one commit. ``--models`` replaces the ``models:`` list of the uploaded
-README front matter, which is the list the app loads (unless the Space sets ``VAEGAN_MODELS``) and the one the Hub
-uses to link the Space to its models. The Hub address and the token come from ``HF_ENDPOINT`` and ``HF_TOKEN``
-(or ``hf auth login``), as for every huggingface_hub client; ``--token`` overrides the latter.
+Creates (or reuses) the Space ``REPO_ID`` with the gradio SDK and uploads, in one commit, ``app.py``, ``README.md``
+and ``requirements.txt`` from this folder and a copy of the ``vaegan`` package source (``vaegan/`` beside
+``app.py``: no vaegan release is on a package index yet, so the Space cannot pip-install it). ``--models`` replaces
+the ``models:`` list of the uploaded README front matter, which is the list the app loads (unless the Space sets
+``VAEGAN_MODELS``) and the one the Hub uses to link the Space to its models. The Hub address and the token come
+from ``HF_ENDPOINT`` and ``HF_TOKEN`` (or ``hf auth login``), as for every huggingface_hub client; ``--token``
+overrides the latter.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import sys
@@ -21,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SPACE_FILES = ("app.py", "README.md", "requirements.txt")
+PACKAGE = "vaegan"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
@@ -37,10 +41,23 @@ def set_readme_models(text: str, models: Sequence[str]) -> str:
     return f"---\n{front}\n---\n" + text[match.end():]
 
 
+def package_source() -> Path:
+    """The folder of the vaegan package this script runs with (the repository's ``src/vaegan`` when installed
+    editable), found without importing it."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the {PACKAGE} package is not installed here; run `pip install -e .` first.")
+    source = Path(next(iter(spec.submodule_search_locations)))
+    if not (source / "demo" / "layout.py").is_file():
+        raise FileNotFoundError(f"{source} has no vaegan.demo package: install a vaegan with the demo.")
+    return source
+
+
 def stage(folder: Path, models: Sequence[str] | None) -> None:
-    """Copy the Space's files into ``folder``; ``models`` rewrites the README's models list."""
+    """Copy the Space's files and the vaegan package into ``folder``; ``models`` rewrites the README's list."""
     for name in SPACE_FILES:
         shutil.copy2(HERE / name, folder / name)
+    shutil.copytree(package_source(), folder / PACKAGE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if models:
         readme = folder / "README.md"
         readme.write_text(set_readme_models(readme.read_text(encoding="utf-8"), models), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The ``vaegan`` command: ``train``, ``sample``, ``interpolate``, ``evaluate`` and ``push``."""
+"""The ``vaegan`` command: ``train``, ``sample``, ``interpolate``, ``evaluate``, ``configs``, ``push`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -135,6 +135,17 @@ def run_configs(args: argparse.Namespace) -> None:
     print("\nTrain one with `vaegan train NAME` (e.g. vaegan train mnist-vae --set train.epochs=5).")
 
 
+def run_demo(args: argparse.Namespace) -> None:
+    from .demo.options import check_arguments
+
+    check_arguments(args)
+    try:
+        from .demo.layout import run
+    except ModuleNotFoundError as err:
+        raise ImportError(f"vaegan demo needs the demo's extra: pip install 'vaegan[space]' ({err}).") from None
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaegan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true")
     push.set_defaults(run=run_push)
+
+    from .demo.options import add_arguments  # no gradio import
+
+    demo = commands.add_parser("demo", help="serve the Gradio demo (the Space) for some models")
+    add_arguments(demo)
+    demo.set_defaults(run=run_demo)
     return parser
 
 

@@ -1,0 +1,24 @@
+"""The vaegan demo: a Gradio app to sample, interpolate, explore and reconstruct with AE / VAE / GAN models.
+
+``vaegan demo MODEL...`` runs it locally; ``spaces/demo/app.py`` runs it on a Hugging Face Space. Needs the
+``[space]`` extra (gradio, matplotlib). Modules: :mod:`~vaegan.demo.registry` (models, their cards' evaluation
+results), :mod:`~vaegan.demo.inputs` (user input checks and image conversion), :mod:`~vaegan.demo.outputs`
+(result files), one module per tab (:mod:`~vaegan.demo.sample`, :mod:`~vaegan.demo.interpolate`,
+:mod:`~vaegan.demo.explore`, :mod:`~vaegan.demo.reconstruct`) and :mod:`~vaegan.demo.layout` (the page).
+
+Importing this package does not import gradio; the names below load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DemoApp", "build_demo", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import layout
+
+        return getattr(layout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

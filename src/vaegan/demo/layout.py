@@ -1,0 +1,125 @@
+"""The page: the four tabs in one ``gr.Blocks``, its queue, and the entry point of ``vaegan demo`` and the Space."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gradio as gr
+import torch
+
+from ..models import GenerativeModel
+from .context import DemoContext
+from .explore import ExploreTab
+from .heldout import HeldOut
+from .interpolate import InterpolateTab
+from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE, MAX_IMAGES, MAX_STEPS
+from .options import HELDOUT_SOURCE, model_specs, parse_args, specs_of
+from .reconstruct import ReconstructTab
+from .registry import DemoModel, Registry, load_models, unconditional
+from .sample import SampleTab
+
+CSS = """
+.pixelated img { image-rendering: pixelated; object-fit: contain !important; }
+"""
+TITLE = "vaegan: AE, VAE and GAN explorer"
+ANALYTICS_EVERY_ENV, ANALYTICS_EVERY = "GRADIO_ANALYTICS_CACHE_FREQUENCY", 1000
+
+
+class DemoApp:
+    """Everything the endpoints compute, one object per tab, independent of the page (tests call it directly)."""
+
+    def __init__(self, models: Mapping[str, GenerativeModel | DemoModel], heldout: Any = HELDOUT_SOURCE, *,
+                 concurrency_limit: int = DEFAULT_CONCURRENCY):
+        self.ctx = DemoContext(Registry(models), heldout if isinstance(heldout, HeldOut) else HeldOut(heldout),
+                               concurrency_limit=concurrency_limit)
+        self.registry = self.ctx.registry
+        self.sample = SampleTab(self.ctx)
+        self.interpolate = InterpolateTab(self.ctx)
+        self.explore = ExploreTab(self.ctx)
+        self.reconstruct = ReconstructTab(self.ctx)
+
+    def prepare(self) -> None:
+        """Ready the models for serving: channels-last weights (the transposed convolutions of the decoders run
+        about 1.5x faster on CPU), then one small forward pass each, so the first visitor does not pay for lazy
+        initialisation. The models are changed in place."""
+        for entry in self.registry.entries.values():
+            net = entry.model
+            net.to(memory_format=torch.channels_last)
+            if unconditional(net):
+                with torch.inference_mode():
+                    net.decode_latents(torch.zeros(2, net.latent_dim, device=net.device, dtype=net.dtype))
+
+
+def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any = HELDOUT_SOURCE, *,
+               concurrency_limit: int = DEFAULT_CONCURRENCY, max_queue: int = DEFAULT_MAX_QUEUE,
+               title: str = TITLE) -> gr.Blocks:
+    """The demo for ``models`` (``{name: model}``, or :class:`~vaegan.demo.registry.DemoModel` with card results).
+
+    ``heldout`` is a ``vaegan.data`` source string (default ``"mnist-5k"``, test split), a dataset of
+    ``(image [0,1] CHW, label)`` items, or None (no held-out digits). Model calls share one pool of
+    ``concurrency_limit`` workers; at most ``max_queue`` requests wait. Public API endpoints: ``/sample``,
+    ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct``. ``demo.vaegan_app`` is the
+    :class:`DemoApp`. The models are put in evaluation mode and channels-last memory format in place.
+    """
+    app = DemoApp(models, heldout, concurrency_limit=concurrency_limit)
+    app.prepare()
+    registry = app.registry
+    first = registry.names[0]
+    with gr.Blocks(title=title, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# {title}\nGenerative models made with [vaegan](https://github.com/vaegan/vaegan): "
+                    "sample them, walk between two points of their latent space, explore a 2-D latent plane, "
+                    "and reconstruct your own digits.")
+        with gr.Tabs():
+            with gr.Tab("Sample", id="sample"):
+                app.sample.build(first)
+            with gr.Tab("Interpolate", id="interpolate"):
+                app.interpolate.build()
+            with gr.Tab("Explore", id="explore"):
+                app.explore.build(registry.choices(lambda m: m.latent_dim == 2 and unconditional(m)), demo)
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                app.reconstruct.build(registry.choices(lambda m: m.has_encoder and unconditional(m)))
+        gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps; "
+                    f"{concurrency_limit} model call(s) run at once and up to {max_queue} wait in the queue.")
+    # After every event gradio rebuilds a pandas summary of up to 10,000 past events for its monitoring page:
+    # ~20 ms of CPU per request on a Space that has served 10,000 requests, more than the model itself. Once every
+    # 1,000 events is plenty (read when the queue is made; a value set by the user wins).
+    os.environ.setdefault(ANALYTICS_EVERY_ENV, str(ANALYTICS_EVERY))
+    # Queue-position estimates every 2 s rather than a broadcast to every waiting client at each job start.
+    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency_limit, status_update_rate=2)
+    demo.vaegan_app = app  # for tests and scripts
+    return demo
+
+
+def configure_torch(threads: int | None) -> int:
+    """Cap torch's CPU threads (``threads``, else ``$VAEGAN_TORCH_THREADS``, else 1).
+
+    One thread per model call: these models are small, so intra-op threads mostly add synchronisation, and the
+    ``concurrency`` workers already use the cores.
+    """
+    threads = threads or int(os.environ.get("VAEGAN_TORCH_THREADS", 0)) or 1
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+    return threads
+
+
+def run(args: argparse.Namespace, readme: str | os.PathLike | None = None) -> None:
+    """Load the models named by parsed ``args`` (see :mod:`vaegan.demo.options`) and serve the demo."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_torch(args.threads)
+    models = load_models(model_specs(specs_of(args), readme=readme))
+    heldout = None if str(args.heldout).lower() in ("", "none") else args.heldout
+    demo = build_demo(models, heldout=heldout, concurrency_limit=args.concurrency, max_queue=args.max_queue)
+    demo.launch(server_name=args.host, server_port=args.port, css=CSS, theme=gr.themes.Soft(), show_error=False,
+                footer_links=["api"])
+
+
+def main(argv: Sequence[str] | None = None, readme: str | os.PathLike | None = None) -> None:
+    """``spaces/demo/app.py``: parse ``argv`` and serve; ``readme`` is the Space README holding the model list."""
+    run(parse_args(argv), readme=readme)

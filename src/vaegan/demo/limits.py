@@ -1,0 +1,21 @@
+"""Caps on one request, so that one visitor cannot exhaust the CPU of a Space, and the defaults of the page."""
+
+MAX_IMAGES = 64
+MIN_STEPS, MAX_STEPS = 2, 32
+MAX_SEED = 2**31 - 1
+MAX_TEMPERATURE = 2.0
+MAX_EXAMPLE = 49
+MAX_UPLOAD_SIDE = 4096
+LATENT_LIMIT = 1e4
+MANIFOLD_SIZE = 15
+GIF_FRAME_MS = 90
+
+DEFAULT_IMAGES = 16
+DEFAULT_SEED = 0
+DEFAULT_TEMPERATURE = 1.0
+
+DEFAULT_CONCURRENCY = 2   # model calls running at once, over all endpoints
+DEFAULT_MAX_QUEUE = 64    # requests waiting beyond that are refused ("queue is full")
+
+CAP_REASON = " (this Space caps requests so that one user cannot exhaust its CPU)"
+CAPPED_FIELDS = ("Number of images", "Steps")

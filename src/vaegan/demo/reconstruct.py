@@ -1,0 +1,55 @@
+"""The Reconstruct tab (AE/VAE): upload or draw a digit and see what the model makes of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import torch
+
+from .context import DemoContext
+from .inputs import digit_sketchpad, digit_upload, model_input, user_errors
+from .outputs import enlarged
+
+INPUT_NOTE = """\
+**How your image is read.** MNIST digits are white on black. An uploaded image or a drawing is flattened on
+white (transparency), converted to the model's channels, and **inverted when its border is mostly light**
+(dark ink on paper, the sketchpad's black pen on white). For one-channel models, an image that is not already
+the model's size is then cropped to its ink, scaled to fit a 20x20 box (of 28) and centred by its centre of mass,
+as the MNIST digits were. An image of exactly the model's size is used as it is (after the inversion check).
+When both an upload and a drawing are given, the upload is used. The left image is what the model receives."""
+
+
+class ReconstructTab:
+    def __init__(self, ctx: DemoContext):
+        self.ctx = ctx
+
+    @user_errors
+    def reconstruct(self, model: str, image: Any, sketch: Any) -> tuple[str, str]:
+        """What the model sees and its reconstruction, as paths of fresh PNG files."""
+        net = self.ctx.registry.encoder_model(model, "reconstruct images")
+        x = model_input(image, sketch, net.image_shape, "image")
+        with torch.inference_mode():
+            recon = net.decode_latents(net.encode_images(x[None].to(net.device, net.dtype))).float().cpu()
+        files = self.ctx.files
+        return files.png(enlarged(x[None], 224), "input"), files.png(enlarged(recon, 224), "reconstruction")
+
+    def build(self, encoders: list[tuple[str, str]]) -> None:
+        if not encoders:
+            gr.Markdown("None of the loaded models has an encoder (AE or VAE), so nothing to reconstruct.")
+            return
+        with gr.Row():
+            with gr.Column():
+                model = gr.Dropdown(encoders, value=encoders[0][1], label="Model (AE or VAE)",
+                                    allow_custom_value=True)
+                image = digit_upload("Upload a digit", height=200)
+                sketch = digit_sketchpad("...or draw one (pick the pen)", height=320, elem_id="reconstruct-sketch")
+                go = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
+            with gr.Column():
+                with gr.Row():
+                    seen = gr.Image(label="What the model sees", format="png", interactive=False,
+                                    elem_id="reconstruct-input", elem_classes=["pixelated"], buttons=[])
+                    output = gr.Image(label="Reconstruction", format="png", interactive=False,
+                                      elem_id="reconstruct-output", elem_classes=["pixelated"], buttons=["download"])
+                gr.Markdown(INPUT_NOTE)
+        go.click(self.reconstruct, [model, image, sketch], [seen, output], api_name="reconstruct", **self.ctx.compute)
