@@ -17,9 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-CONFIGS = ("mnist-vae", "mnist-ae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp")
+CONFIGS = ("mnist-vae", "mnist-ae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp",
+           "mnist-sngan", "mnist-cvae", "mnist-cdcgan")
 COLUMNS = ("fd_mnist", "kid", "precision", "recall", "density", "coverage", "confident", "class_coverage",
-           "elbo_nll", "iwae_nll", "recon_mse")
+           "class_accuracy", "elbo_nll", "iwae_nll", "recon_mse")
 
 
 def evaluate(model: Path, output: Path, num_samples: int, seed: int) -> tuple[dict, float]:

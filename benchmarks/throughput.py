@@ -47,18 +47,19 @@ def bare_loop(config, dataset, steps: int, warmup: int, device: torch.device) ->
                         num_workers=workers, persistent_workers=workers > 0)
     step, started = 0, None
     while step < warmup + steps:
-        for images, _ in loader:
+        for images, labels in loader:
             if step == warmup:
                 _sync(device)
                 started = time.perf_counter()
             images = images.to(device, non_blocking=True)
+            extra = {"class_labels": labels.to(device)} if model.num_classes else {}  # class-conditional models
             for phase, optimizer in optimizers.items():
                 if not model.phase_is_active(phase, step):
                     continue
                 if len(phases) > 1:
                     for param in model.parameters():
                         param.requires_grad_(id(param) in params[phase])
-                loss = model.compute_loss(phase, images, step)["loss"]
+                loss = model.compute_loss(phase, images, step, **extra)["loss"]
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -81,11 +82,11 @@ def vaegan_trainer(config, steps: int, warmup: int, device: torch.device) -> flo
         marks: dict[int, float] = {}
         original = trainer._train_batch
 
-        def timed_batch(images):
+        def timed_batch(images, labels=None):
             if trainer.state.step == warmup and warmup not in marks:
                 _sync(device)
                 marks[warmup] = time.perf_counter()
-            return original(images)
+            return original(images, labels)
 
         def finish(_seconds):  # the clock stops after the last step; saving the model is not part of a step
             _sync(device)

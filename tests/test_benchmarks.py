@@ -1,0 +1,44 @@
+"""The benchmark scripts run (a few steps / samples each): they report numbers, so they must not rot."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from vaegan import GAN, VAE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, timeout: int = 600) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_throughput_benchmark_compares_the_trainer_with_a_bare_loop():
+    out = _run("benchmarks/throughput.py", "--steps", "4", "--warmup", "1", "--batch-size", "16")
+    assert re.search(r"bare PyTorch loop : +[\d.]+ img/s", out) and re.search(r"ratio trainer/bare: [\d.]+", out)
+    out = _run("benchmarks/throughput.py", "--config", "configs/mnist-cdcgan.yaml", "--steps", "3", "--warmup", "1",
+               "--batch-size", "16")  # a class-conditional model: the trainer passes labels
+    assert "ratio trainer/bare" in out
+
+
+def test_ablation_benchmark_compares_ema_and_priors(tmp_path):
+    torch.manual_seed(0)
+    GAN(architecture="mlp", latent_dim=8, generator_hidden_dims=(16,), discriminator_hidden_dims=(16,),
+        ema_decay=0.9).save_pretrained(tmp_path / "mnist-dcgan" / "model", model_card=False)
+    VAE(architecture="mlp", hidden_dims=(16,), latent_dim=2).save_pretrained(tmp_path / "mnist-vae-16d" / "model",
+                                                                             model_card=False)
+    out = _run("benchmarks/ablation.py", str(tmp_path), "--configs", "mnist-dcgan,mnist-vae-16d", "--num-samples",
+               "50")
+    rows = [line for line in out.splitlines() if line.startswith("| mnist")]
+    assert [row.split(" | ")[1] for row in rows] == ["EMA generator", "last-step generator", "prior: standard",
+                                                    "prior: gmm (refitted)"]
