@@ -17,9 +17,9 @@ def main(data_dir: str, output_dir: str) -> None:
     seen: list[int] = []
     original = trainer._train_batch
 
-    def train_batch(images):
+    def train_batch(images, labels=None):
         seen.extend(image_ids(images))
-        return original(images)
+        return original(images, labels)
 
     trainer._train_batch = train_batch
     trainer.train()
