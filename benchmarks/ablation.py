@@ -54,7 +54,7 @@ def variants(model, folder: Path):
     elif model.family in ("ae", "vae"):
         yield f"prior: {model.config.prior}", model
         other, prior = with_other_prior(model)
-        yield f"prior: {prior} (refitted)", other
+        yield f"prior: {prior}" + (" (refitted)" if prior != "standard" else ""), other
     else:
         yield "as saved", model
 
