@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
-from training_utils import TINY_MODELS
+from training_utils import TINY_MODELS, weights_sha256
 
 from vaegan.training import Trainer
 from vaegan.training.config import config_from_dict
@@ -42,11 +42,7 @@ def main(output_dir: str) -> None:
     trainer.model.compute_loss = checking_compute_loss
     trainer.train()
     acc = trainer.accelerator
-    digest = hashlib.sha256()
-    for name, tensor in sorted(trainer.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    report.update(rank=acc.process_index, world_size=acc.num_processes, weights_sha256=digest.hexdigest(),
+    report.update(rank=acc.process_index, world_size=acc.num_processes, weights_sha256=weights_sha256(trainer.model),
                   images=sorted(seen), classes_seen=sorted(set(seen.values())))
     Path(output_dir, f"rank{acc.process_index}.json").write_text(json.dumps(report))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 def model_tensors(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(Path(model_dir) / "diffusion_pytorch_model.safetensors")
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """One digest of a model's whole state (names and values): equal digests mean identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def reset_accelerate_state() -> None:

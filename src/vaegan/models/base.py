@@ -35,6 +35,9 @@ from .sources import check_model_source, explain_unreachable
 from .validation import MAX_PARAMETERS, closest
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: Files of a saved model that belong to one save only (weight shards, the card's sample grid, the evaluation,
+#: the training config): a save or push without them removes an earlier one's instead of keeping it.
+SAVE_SPECIFIC_PATTERNS = ("diffusion_pytorch_model*", "samples.png", "eval_results.json", TRAINING_CONFIG_NAME)
 _CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
                            "subfolder")
 
@@ -378,9 +381,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             commit = api.upload_folder(
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
-                # Same commit: drop weight shards and a sample grid left by an earlier push that this one lacks.
-                delete_patterns=["diffusion_pytorch_model*", "samples.png", "eval_results.json",
-                                 TRAINING_CONFIG_NAME],
+                # Same commit: drop the files of an earlier push that this one lacks.
+                delete_patterns=list(SAVE_SPECIFIC_PATTERNS),
             )
         return commit.commit_url
 
@@ -483,9 +485,7 @@ def _publish(staging: Path, target: Path) -> None:
         os.rename(staging, target)
         return
     produced = {p.name for p in staging.iterdir()}
-    # The card's sample grid, evaluation and training config too: a save without them must not keep an older model's.
-    for stale in [*target.glob("diffusion_pytorch_model*"), *target.glob("samples.png"),
-                  *target.glob("eval_results.json"), *target.glob(TRAINING_CONFIG_NAME)]:
+    for stale in [path for pattern in SAVE_SPECIFIC_PATTERNS for path in target.glob(pattern)]:
         if stale.name not in produced:
             stale.unlink()
     order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))

@@ -88,10 +88,10 @@ class EvalHook:
         t = self.config.train
         names = t.eval_metrics
         if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
-            from ..metrics.evaluate import default_features
+            from ..metrics.evaluate import default_features, digit_classes
 
             usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source, names),
-                                     digit_classes=model.num_classes == 10)
+                                     digit_classes=digit_classes(model))
             names = [n for n in names if n in usable]
         return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
                         cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)
