@@ -23,7 +23,7 @@ def _launch(family: str, output_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["vae", "gan"])
+@pytest.mark.parametrize("family", ["vae", "gan", "cluster-gan"])
 def test_two_cpu_processes_keep_identical_weights(tmp_path, family):
     ranks = _launch(family, tmp_path)
     assert [r["world_size"] for r in ranks] == [2, 2]

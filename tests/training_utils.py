@@ -18,6 +18,8 @@ TINY_MODELS = {
             "discriminator_hidden_dims": [64], "discriminator_dropout": 0.0},
     "wgan-gp": {"class": "GAN", "architecture": "dcgan", "base_channels": 8, "latent_dim": 16, "loss": "wgan_gp",
                 "n_critic": 2},
+    "cluster-gan": {"class": "GAN", "architecture": "dcgan", "base_channels": 4, "latent_dim": 8, "clusters": 4,
+                    "mode_seeking": 1.0},
 }
 
 

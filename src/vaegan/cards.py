@@ -161,6 +161,9 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
 
     from .images import make_grid
 
+    if not model.can_sample and model.config.get("clusters"):
+        return ("This GAN is conditioned on clusters of its training images but has none fitted yet, so it cannot "
+                "generate samples: train it with vaegan's trainer, which clusters the training images first.")
     if not model.can_sample:
         return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
@@ -347,6 +350,10 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     if model.num_classes is not None:
         parts += [f"It is **class-conditional** ({model.num_classes} classes): pass `class_labels` (indices or class "
                   f"names) to `sample`, `interpolate` and the pipelines. Classes: {_class_list(model)}.", ""]
+    if model.config.get("clusters"):
+        parts += [f"It was trained conditioned on {model.config.clusters} k-means clusters of its training images (no "
+                  "labels); `sample` draws a cluster with its training frequency, and the last "
+                  f"{model.config.clusters} latent dimensions are that cluster, one-hot.", ""]
     if samples:
         parts += [f"![samples]({samples})", "", _samples_caption(model), ""]
     else:

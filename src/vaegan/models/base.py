@@ -258,6 +258,10 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     def after_optimizer_step(self, phase: str) -> None:
         """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
 
+    def on_train_start(self, batches: Iterable[torch.Tensor]) -> None:
+        """Called once before the first step of a fresh run (not on resume) with the training images, e.g. to
+        cluster them (a cluster-conditioned GAN). A class-conditional model gets ``(images, class_labels)`` pairs."""
+
     def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
         """Called once after training with the training images (e.g. the AE fits its latent prior).
 

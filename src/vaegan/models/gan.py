@@ -13,6 +13,9 @@ Objectives (``loss``):
 ``instance_noise`` adds Gaussian noise to the discriminator's real and fake inputs (annealed linearly
 to zero over ``instance_noise_anneal_steps`` when that is set), a regulariser against overconfident D.
 ``r1_gamma`` adds ``r1_gamma / 2 * E[||grad_x D(x)||^2]`` on real images to D's loss (Mescheder et al., 2018).
+``mode_seeking`` adds ``mode_seeking / (ratio + 1e-5)`` to G's loss, where ``ratio`` is the mean over pairs of fakes
+of the same class / cluster of ``mean|G(z1) - G(z2)| / mean|z1 - z2|`` (Mao et al., 2019): a conditional generator
+that ignores ``z`` (one image per class) pays for it.
 ``diff_augment`` (e.g. ``"color,translation,cutout"``) applies DiffAugment to real and fake images before every
 discriminator call (:mod:`vaegan.models.augment`). ``ema_decay`` keeps an exponential moving average of the
 generator (:mod:`vaegan.models.ema`), which ``sample``, ``interpolate`` and the pipelines use unless
@@ -22,21 +25,28 @@ Class conditioning (``num_classes``): the generator reads a label embedding conc
 discriminator is a projection discriminator (``conditioning="projection"``, Miyato & Koyama 2018) or has an
 auxiliary classifier (``"acgan"``, Odena et al. 2017) whose cross-entropy on real and generated images joins
 both players' losses.
+
+Cluster conditioning (``clusters=K``, :mod:`vaegan.models.clusters`): an unconditional GAN conditioned on the k-means
+cluster of each training image instead of a label (projection discriminator); it samples clusters with their
+training frequencies and its latent is ``[z, one_hot(cluster)]``. The clusters are fitted by the trainer before the
+first step (:meth:`GAN.on_train_start`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import register_to_config
+from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
 from . import conditioning as _conditioning
 from .augment import diff_augment, parse_policy
 from .base import GenerativeModel
+from .clusters import MAX_CLUSTER_SIDE, ClusterLatents, ClusterSet
 from .ema import EMAWeights
 from .nets import MLP, NORMS, DCGANDiscriminator, DCGANGenerator, dcgan_upsamplings
 from .outputs import decoder_output
@@ -84,6 +94,8 @@ class GAN(GenerativeModel):
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         conditioning: str = "projection",
+        clusters: int | None = None,
+        mode_seeking: float = 0.0,
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=4, maximum=MAX_IMAGE_SIZE)
@@ -105,12 +117,19 @@ class GAN(GenerativeModel):
         check_float("ema_decay", ema_decay, maximum=1.0, max_inclusive=False)
         self.augment_policy = parse_policy(diff_augment)
         check_float("r1_gamma", r1_gamma)
+        check_float("mode_seeking", mode_seeking, maximum=100.0)
         _conditioning.check_class_config(num_classes, class_names)
         check_choice("conditioning", conditioning, _conditioning.DISCRIMINATOR_CONDITIONING)
         if conditioning != "projection" and not num_classes:
             raise ConfigError(f"conditioning={conditioning!r} needs a class-conditional GAN; set num_classes, or drop "
                               "conditioning.")
-        g_inputs = latent_dim + (_conditioning.embedding_dim(num_classes) if num_classes else 0)
+        if clusters is not None:
+            check_int("clusters", clusters, minimum=2, maximum=1000)
+            if num_classes:
+                raise ConfigError("clusters (a cluster-conditioned GAN) and num_classes (a class-conditional GAN) "
+                                  "cannot be combined; the labels already split the data. Drop one of them.")
+        conditions = num_classes or clusters
+        g_inputs = latent_dim + (_conditioning.embedding_dim(conditions) if conditions else 0)
         pixels = in_channels * image_size * image_size
         shape = (in_channels, image_size, image_size)
         if architecture == "dcgan":
@@ -142,11 +161,23 @@ class GAN(GenerativeModel):
                         "discriminator": _conditioning.ConditionalDiscriminator(nets["discriminator"], num_classes,
                                                                                 conditioning)}
 
+        if clusters:
+            plain = factory
+
+            def factory() -> dict:
+                nets = plain()
+                return {"generator": ClusterLatents(nets["generator"], clusters, _conditioning.embedding_dim(clusters)),
+                        "discriminator": _conditioning.ConditionalDiscriminator(nets["discriminator"], clusters,
+                                                                                "projection")}
+
         self._build(self._with_spectral_norm(factory) if self.discriminator_norm == "spectral" else factory)
         #: Whether generation uses the EMA generator (when ``ema_decay`` > 0); set False for the raw generator.
         self.use_ema = True
         if ema_decay:
             self.generator_ema = EMAWeights(self.generator, ema_decay)
+        if clusters:
+            side = min(image_size, MAX_CLUSTER_SIDE)
+            self.cluster_set = ClusterSet(clusters, in_channels * side * side)
 
     @staticmethod
     def _with_spectral_norm(factory):
@@ -158,6 +189,31 @@ class GAN(GenerativeModel):
         return normed
 
     # ------------------------------------------------------------------ generation
+    @property
+    def latent_dim(self) -> int:
+        """Size of the generator's input: ``z`` (config ``latent_dim``), plus the one-hot cluster when ``clusters``."""
+        return self.config.latent_dim + (self.config.get("clusters") or 0)
+
+    @property
+    def can_sample(self) -> bool:
+        return not self.config.get("clusters") or self.cluster_set.fitted
+
+    def prior_latents(self, num_samples: int, generator: torch.Generator | list[torch.Generator] | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+        """``z ~ N(0, temperature^2 I)``; with ``clusters``, a cluster drawn by its training frequency (after ``z``)
+        is appended one-hot."""
+        clusters = self.config.get("clusters")
+        if not clusters:
+            return super().prior_latents(num_samples, generator, temperature)
+        if not self.cluster_set.fitted:
+            raise RuntimeError("This cluster-conditioned GAN has no fitted clusters yet, so it cannot sample; train it "
+                               "with vaegan's trainer (it clusters the training images first) or call "
+                               "gan.on_train_start(batches_of_training_images).")
+        noise = randn_tensor((num_samples, self.config.latent_dim), generator=generator, device=self.device,
+                             dtype=self.dtype) * temperature
+        drawn = self.cluster_set.draw(num_samples, generator, self.device)
+        return torch.cat([noise, F.one_hot(drawn, clusters).to(noise.dtype)], dim=1)
+
     @property
     def has_ema(self) -> bool:
         """Whether this GAN keeps an EMA generator (``ema_decay`` > 0)."""
@@ -191,6 +247,8 @@ class GAN(GenerativeModel):
         """Discriminator logits (critic values for WGANs) ``(B,)`` for images in [0, 1] (and their labels)."""
         acgan = self.num_classes is not None and self.config.conditioning == "acgan"
         labels = None if acgan else self.prepare_class_labels(class_labels, len(images))  # ACGAN's logit: no label
+        if self.config.get("clusters"):
+            labels = self.cluster_set.assign(images)
         return self._d(images * 2 - 1, labels).squeeze(1)
 
     def _d(self, images: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
@@ -228,27 +286,37 @@ class GAN(GenerativeModel):
     def compute_loss(self, phase: str, images: torch.Tensor, step: int,
                      class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         real = images * 2 - 1
-        latents = torch.randn(len(images), self.latent_dim, device=images.device, dtype=images.dtype)
-        # Fakes are drawn for the batch's own labels, so both players see the data's class balance.
-        labels = class_labels
+        latents = torch.randn(len(images), self.config.latent_dim, device=images.device, dtype=images.dtype)
+        # Fakes are drawn for the batch's own labels (or clusters), so both players see the data's balance.
+        labels, g_labels = class_labels, class_labels
+        if self.config.get("clusters"):
+            labels, g_labels = self.cluster_set.assign(images), None
+            latents = torch.cat([latents, F.one_hot(labels, self.config.clusters).to(latents.dtype)], dim=1)
         noise_std = self.instance_noise_std(step)
         objective = self.config.loss
         wasserstein = objective in ("wgan", "wgan_gp")
         if phase == "generator":
-            d_fake, class_loss = self._critic(
-                self.augment(torch.tanh(_conditioning.call(self.generator, latents, labels))), noise_std, labels)
+            if self.config.mode_seeking:  # the second half of the batch repeats the first half's classes
+                latents, labels, g_labels = self._paired(latents, labels, g_labels)
+            fake = torch.tanh(_conditioning.call(self.generator, latents, g_labels))
+            d_fake, class_loss = self._critic(self.augment(fake), noise_std, labels)
             if wasserstein or objective == "hinge":
                 loss = -d_fake.mean()
             elif objective == "minimax":
                 loss = -F.softplus(d_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
             else:
                 loss = F.softplus(-d_fake).mean()  # -log sigmoid(l)
+            logs = {}
+            if self.config.mode_seeking:
+                ratio = self._diversity_ratio(fake, latents)
+                loss = loss + self.config.mode_seeking / (ratio + 1e-5)
+                logs["diversity_ratio"] = ratio.detach()
             if self._acgan(labels):
-                return {"loss": loss + class_loss, "class_loss": class_loss.detach()}
-            return {"loss": loss}
+                return {"loss": loss + class_loss, "class_loss": class_loss.detach(), **logs}
+            return {"loss": loss, **logs}
 
         with torch.no_grad():
-            fake = self.augment(torch.tanh(_conditioning.call(self.generator, latents, labels)))
+            fake = self.augment(torch.tanh(_conditioning.call(self.generator, latents, g_labels)))
         if self.config.r1_gamma:  # gradients with respect to the un-augmented real images
             real = real.detach().requires_grad_(True)
         real_seen = self.augment(real)
@@ -275,6 +343,27 @@ class GAN(GenerativeModel):
             logs["class_loss"] = real_class_loss.detach()
         return {"loss": loss, **logs}
 
+    def _paired(self, latents: torch.Tensor, labels: torch.Tensor | None, g_labels: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Latents and labels whose second half has the first half's classes (clusters), with their own ``z``."""
+        h, z_dim = len(latents) // 2, self.config.latent_dim
+
+        def repeat_first_half(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x[:h], x[:h], x[2 * h:]])
+
+        if latents.shape[1] > z_dim:  # a cluster-conditioned GAN's one-hot cluster
+            latents = torch.cat([latents[:, :z_dim], repeat_first_half(latents[:, z_dim:])], dim=1)
+        labels = None if labels is None else repeat_first_half(labels)
+        g_labels = None if g_labels is None else repeat_first_half(g_labels)
+        return latents, labels, g_labels
+
+    def _diversity_ratio(self, fake: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Mean over the pairs ``(i, i + B/2)`` of ``mean|fake_i - fake_j| / mean|z_i - z_j|``."""
+        h, z_dim = len(fake) // 2, self.config.latent_dim
+        images = (fake[:h] - fake[h:2 * h]).abs().flatten(1).mean(1)
+        codes = (latents[:h, :z_dim] - latents[h:2 * h, :z_dim]).abs().mean(1)
+        return (images / codes).mean()
+
     def _acgan(self, class_labels: torch.Tensor | None) -> bool:
         return class_labels is not None and self.config.conditioning == "acgan"
 
@@ -294,6 +383,11 @@ class GAN(GenerativeModel):
                           if k.startswith("generator.")})
             state["generator_ema.updates"] = torch.zeros((), dtype=torch.int64)
         return state
+
+    def on_train_start(self, batches: Iterable[torch.Tensor]) -> None:
+        """A cluster-conditioned GAN clusters the training images (k-means) unless it has its clusters already."""
+        if self.config.get("clusters") and not self.cluster_set.fitted:
+            self.cluster_set.fit(batches)
 
     def after_optimizer_step(self, phase: str) -> None:
         if phase == "generator" and self.has_ema:

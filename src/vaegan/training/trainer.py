@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,8 @@ class Trainer:
         else:
             loader = DataLoader(self.train_set, batch_size=t.batch_size, shuffle=True, drop_last=True,
                                 generator=torch.Generator().manual_seed(t.seed), **self._worker_options())
+        if resume is None:  # a resumed run has what this computes in its checkpoint
+            self._start_model()
         prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
         phases = self.model.training_phases
         optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
@@ -276,6 +279,28 @@ class Trainer:
             logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
             heldout = None
         return train_set, heldout
+
+    def _training_batches(self, shuffle: bool = False) -> Iterable[Any]:
+        """The training images (a stream: its first 10,240) in batches of 256 for the model's start / end hooks:
+        ``(images, labels)`` pairs for a class-conditional model, else image batches."""
+        shuffle = shuffle and not self.streaming
+        batches = DataLoader(self.train_set, batch_size=256, collate_fn=collate_pairs if self.streaming else None,
+                             shuffle=shuffle, generator=torch.Generator().manual_seed(self.config.train.seed))
+        batches = itertools.islice(batches, 40 if self.streaming else None)
+        device = self.model.device
+        if self.conditional:
+            return ((images, labels.to(device)) for images, labels in batches)
+        return (images for images, _ in batches)
+
+    def _start_model(self) -> None:
+        """``model.on_train_start`` (e.g. clustering the training images); rank 0's result on every process."""
+        self.model.on_train_start(self._training_batches(shuffle=True))
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            device = self.accelerator.device  # before `prepare` the model is still on the CPU
+            for buffer in self.model.buffers():
+                buffer.copy_(broadcast(buffer.detach().clone().to(device), from_process=0))
 
     def _train_images(self) -> int | None:
         """Images in the training set; None for a stream (no length)."""
@@ -495,11 +520,7 @@ class Trainer:
             for buffer in model.buffers():
                 buffer.copy_(broadcast(buffer.detach().clone(), from_process=0))
         best = self.eval_hook.restore_best(model)
-        # (a stream: the AE's prior is fitted to its first 10,240 images)
-        batches = DataLoader(self.train_set, batch_size=256, collate_fn=collate_pairs if self.streaming else None)
-        batches = itertools.islice(batches, 40 if self.streaming else None)
-        model.on_train_end(((images, labels.to(model.device)) for images, labels in batches) if self.conditional
-                           else (images for images, _ in batches))
+        model.on_train_end(self._training_batches())
         model_dir = self.output_dir / "model"
         if acc.is_main_process:
             summary = self._summary(seconds)

@@ -1,0 +1,106 @@
+"""Cluster conditioning for unconditional GANs: k-means clusters of the training images stand in for labels.
+
+A class-conditional GAN draws far cleaner digits than an unconditional one from the same data and budget: the
+label tells both players which mode a sample belongs to. ``GAN(clusters=K)`` gets that benefit without labels
+(Sage et al. 2018, clustered GANs; Liu et al. 2020 cluster the discriminator's features instead, "self-conditioned
+GAN"): before training, k-means splits the training images into ``K`` clusters; the generator reads the cluster
+beside ``z``, the discriminator is a projection discriminator on the cluster of each image (real images: the
+nearest centre; fakes: the cluster they were drawn for), and sampling draws clusters with their training
+frequencies. The model stays unconditional to its users: its latent is ``[z, one_hot(cluster)]``.
+
+:class:`ClusterSet` holds the centres and frequencies as buffers, so they are saved with the weights (safetensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Images are average-pooled to at most this side before clustering (a 64x64 RGB face: 3 x 32 x 32 numbers).
+MAX_CLUSTER_SIDE = 32
+#: At most this many training images are clustered (the first ones the loader yields).
+MAX_CLUSTER_IMAGES = 10_240
+
+
+def cluster_features(images: torch.Tensor) -> torch.Tensor:
+    """Images ``(B, C, H, W)`` in [0, 1] -> the flat vectors k-means works on ``(B, C * s * s)``."""
+    side = min(images.shape[-1], MAX_CLUSTER_SIDE)
+    if side != images.shape[-1]:
+        images = F.adaptive_avg_pool2d(images, side)
+    return images.flatten(1)
+
+
+class ClusterSet(nn.Module):
+    """``K`` k-means centres of the training images and each cluster's share of them (zeros until :meth:`fit`)."""
+
+    def __init__(self, num_clusters: int, feature_dim: int):
+        super().__init__()
+        self.register_buffer("centers", torch.zeros(num_clusters, feature_dim))
+        self.register_buffer("weights", torch.zeros(num_clusters))
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.weights.sum() > 0)
+
+    def fit(self, batches: Iterable[torch.Tensor], seed: int = 0, max_images: int = MAX_CLUSTER_IMAGES) -> None:
+        """k-means (scikit-learn, the ``[train]`` extra) on up to ``max_images`` images of ``batches``."""
+        try:
+            from sklearn.cluster import KMeans
+        except ImportError as err:  # pragma: no cover - the [train] extra installs it
+            raise ImportError("clustering the training images needs scikit-learn: pip install 'vaegan[train]'") from err
+        features, count = [], 0
+        for images in batches:
+            features.append(cluster_features(images.detach().float().cpu()))
+            count += len(images)
+            if count >= max_images:
+                break
+        data = torch.cat(features)[:max_images] if features else torch.zeros(0, self.centers.shape[1])
+        k = len(self.weights)
+        if len(data) < k:
+            raise ValueError(f"clusters={k} needs at least {k} training images to cluster, got {len(data)}; lower "
+                             "model.clusters or use more data.")
+        if data.shape[1] != self.centers.shape[1]:
+            raise ValueError(f"images give {data.shape[1]} cluster features, expected {self.centers.shape[1]}.")
+        kmeans = KMeans(k, n_init=3, random_state=seed).fit(data.double().numpy())
+        counts = torch.bincount(torch.as_tensor(kmeans.labels_, dtype=torch.long), minlength=k)
+        self.centers.copy_(torch.as_tensor(kmeans.cluster_centers_))
+        self.weights.copy_(counts / counts.sum())
+
+    def assign(self, images: torch.Tensor) -> torch.Tensor:
+        """The nearest centre of each image ``(B, C, H, W)`` in [0, 1] -> ``(B,)`` cluster indices."""
+        x = cluster_features(images).to(self.centers.dtype)
+        distances = (self.centers**2).sum(1) - 2 * x @ self.centers.T  # ||x||^2 is the same for every centre
+        return distances.argmin(1)
+
+    def draw(self, num: int, generator: torch.Generator | list[torch.Generator] | None,
+             device: torch.device) -> torch.Tensor:
+        """``num`` clusters drawn with their training frequencies (one generator, or one per sample)."""
+        weights = self.weights.float().cpu()
+        if isinstance(generator, list):
+            if len(generator) != num:
+                raise ValueError(f"got {len(generator)} generators for {num} samples.")
+            drawn = [torch.multinomial(weights.to(g.device), 1, generator=g) for g in generator]
+            return torch.cat([d.to(device) for d in drawn])
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        return torch.multinomial(weights.to(gen_device), num, replacement=True, generator=generator).to(device)
+
+
+class ClusterLatents(nn.Module):
+    """The generator of a cluster-conditioned GAN: latents ``[z, one_hot(cluster)]`` -> ``net([z, embed(cluster)])``.
+
+    The cluster part goes through a learned embedding as a matrix product, so a soft one-hot (a point on an
+    interpolation path) mixes the embeddings of two clusters.
+    """
+
+    def __init__(self, net: nn.Module, num_clusters: int, embedding_dim: int):
+        super().__init__()
+        self.net = net
+        self.num_clusters = num_clusters
+        self.cluster_embedding = nn.Embedding(num_clusters, embedding_dim)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        z, code = latents[:, :-self.num_clusters], latents[:, -self.num_clusters:]
+        return self.net(torch.cat([z, code @ self.cluster_embedding.weight.to(code.dtype)], dim=1))
