@@ -96,6 +96,12 @@ def test_cluster_gan_cannot_sample_before_its_clusters_are_fitted():
         model.sample(2)
 
 
+def test_card_of_an_unfitted_cluster_gan_gives_the_models_reason(tmp_path):
+    GAN(**TINY, clusters=4).save_pretrained(tmp_path / "gan")
+    card = (tmp_path / "gan" / "README.md").read_text()
+    assert "No samples are shown" in card and "no fitted clusters yet" in card and "autoencoder" not in card
+
+
 def test_cluster_gan_trains_on_the_clusters_of_its_real_images():
     """D sees real images with their nearest cluster; G's fakes are drawn for the batch's clusters."""
     model = _fitted_gan()

@@ -161,13 +161,16 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
 
     from .images import make_grid
 
-    if not model.can_sample and model.config.get("clusters"):
-        return ("This GAN is conditioned on clusters of its training images but has none fitted yet, so it cannot "
-                "generate samples: train it with vaegan's trainer, which clusters the training images first.")
-    if not model.can_sample:
+    if not model.can_sample and model.family == "ae":
         return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
                 "at the end of training), or use a VAE with its built-in standard-normal prior.")
+    if not model.can_sample:  # e.g. a VAE's unfitted mixture prior, a GAN's unfitted clusters: the model says why
+        try:
+            model.prior_latents(1)
+        except RuntimeError as err:
+            return str(err)
+        return "This model cannot generate samples yet."
     try:
         if model.num_classes is not None:  # rows = classes
             labels = torch.arange(_card_classes(model)).repeat_interleave(CARD_PER_CLASS)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conditioning import random_labels
+
 #: Images are average-pooled to at most this side before clustering (a 64x64 RGB face: 3 x 32 x 32 numbers).
 MAX_CLUSTER_SIDE = 32
 #: At most this many training images are clustered (the first ones the loader yields).
@@ -78,14 +80,7 @@ class ClusterSet(nn.Module):
     def draw(self, num: int, generator: torch.Generator | list[torch.Generator] | None,
              device: torch.device) -> torch.Tensor:
         """``num`` clusters drawn with their training frequencies (one generator, or one per sample)."""
-        weights = self.weights.float().cpu()
-        if isinstance(generator, list):
-            if len(generator) != num:
-                raise ValueError(f"got {len(generator)} generators for {num} samples.")
-            drawn = [torch.multinomial(weights.to(g.device), 1, generator=g) for g in generator]
-            return torch.cat([d.to(device) for d in drawn])
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        return torch.multinomial(weights.to(gen_device), num, replacement=True, generator=generator).to(device)
+        return random_labels(num, len(self.weights), generator, device, weights=self.weights.cpu())
 
 
 class ClusterLatents(nn.Module):

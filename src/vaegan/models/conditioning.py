@@ -125,15 +125,21 @@ def label_tensor(class_labels: ClassLabels, *, num_classes: int | None, class_na
 
 
 def random_labels(num_samples: int, num_classes: int, generator: torch.Generator | list[torch.Generator] | None,
-                  device: torch.device | str) -> torch.Tensor:
-    """Uniform class labels drawn with ``generator`` (one generator, or one per sample like ``randn_tensor``)."""
+                  device: torch.device | str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Class labels drawn with ``generator`` (one generator, or one per sample like ``randn_tensor``): uniformly,
+    or with the probabilities ``weights`` ``(num_classes,)``."""
+
+    def draw(n: int, g: torch.Generator | None) -> torch.Tensor:
+        gen_device = g.device if g is not None else torch.device("cpu")
+        if weights is None:
+            return torch.randint(num_classes, (n,), generator=g, device=gen_device)
+        return torch.multinomial(weights.float().to(gen_device), n, replacement=True, generator=g)
+
     if isinstance(generator, list):
         if len(generator) != num_samples:
             raise ValueError(f"got {len(generator)} generators for {num_samples} samples.")
-        drawn = [torch.randint(num_classes, (1,), generator=g, device=g.device) for g in generator]
-        return torch.cat([d.to(device) for d in drawn])
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randint(num_classes, (num_samples,), generator=generator, device=gen_device).to(device)
+        return torch.cat([draw(1, g).to(device) for g in generator])
+    return draw(num_samples, generator).to(device)
 
 
 def call(net: nn.Module, inputs: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
