@@ -3,6 +3,7 @@ impression, evaluation results, ``vaegan demo``, the publish script, and a crowd
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -393,6 +394,20 @@ def test_handlers_validate_when_called_directly(app):
         app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 100, "slerp")
     with pytest.raises(gr.Error, match="mode must be 'slerp' or 'lerp'"):
         app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "cubic")
+    with pytest.raises(gr.Error, match="seeds have no latents, so interpolate between digits"):
+        app.interpolate.interpolate("bare-ae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "slerp")
+
+
+def test_a_model_that_cannot_sample_says_why():
+    """A cluster GAN before its clusters are fitted gets its own reason, not the AE's."""
+    unfitted = vaegan.GAN(architecture="mlp", latent_dim=4, clusters=3, generator_hidden_dims=(8,),
+                          discriminator_hidden_dims=(8,))
+    served = registry.Registry({"cluster-gan": unfitted, "vae": vaegan.VAE(architecture="mlp", hidden_dims=(8,))})
+    assert served.sampling_model("vae") is served.model("vae")
+    with pytest.raises(gr.Error, match="cluster-gan cannot sample: This cluster-conditioned GAN has no fitted "
+                                       "clusters yet") as caught:
+        served.sampling_model("cluster-gan")
+    assert "fit_prior" not in str(caught.value)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -476,6 +491,23 @@ def test_load_models_from_folders(tmp_path, caplog):
         registry.load_models([str(tmp_path / "missing")])
 
 
+def test_registry_serves_channels_last_models_with_unchanged_outputs():
+    models = tiny_models()
+    reference = {name: copy.deepcopy(m).eval() for name, m in models.items()}
+    served = registry.Registry(models)
+    vae = served.model("vae")
+    convs = [m for m in vae.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    images = torch.rand(4, 1, 28, 28)
+    with torch.inference_mode():
+        for name in ("vae", "ae", "gan"):
+            z = reference[name].prior_latents(16, generator=torch.Generator().manual_seed(3))
+            torch.testing.assert_close(served.model(name).decode_latents(z), reference[name].decode_latents(z),
+                                       rtol=0, atol=1e-5)
+        served_mean = vae.encode(images).latent_dist.mean
+        torch.testing.assert_close(served_mean, reference["vae"].encode(images).latent_dist.mean, rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ publish
 
 
@@ -538,6 +570,16 @@ def load_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_browser_like_visitors_of_the_load_test(served, tmp_path):
+    """benchmarks/space_load.py's browser-like client (queue join, event stream, download on kept-alive
+    connections) gets every endpoint's result, including an upload for Reconstruct."""
+    load = load_script()
+    for scenario in ("sample", "sample-identical", "reconstruct"):
+        outcome = load.http_crowd(served[0].local_url.rstrip("/"), scenario, "vae", tmp_path, clients=3, calls_each=2,
+                                  before_start=lambda: "started")
+        assert outcome["errors"] == [] and len(outcome["latencies_ms"]) == 6 and outcome["before"] == "started"
 
 
 @pytest.mark.slow

@@ -43,9 +43,8 @@ class InterpolateTab:
         if endpoints == "seeds":
             seed_a = check_number("Seed A", seed_a, 0, MAX_SEED, integer=True)
             seed_b = check_number("Seed B", seed_b, 0, MAX_SEED, integer=True)
-            if not net.can_sample:
-                raise gr.Error(f"{model} cannot sample: it has no fitted prior yet, so seeds have no latents; "
-                               "interpolate between digits or images instead.")
+            registry.sampling_model(model, "; seeds have no latents, so interpolate between digits or images "
+                                           "instead.")
             strip, gif = self._cached(model, "seeds", seed_a, seed_b, 0, steps, mode)
         elif endpoints == "digits":
             registry.encoder_model(model, "interpolate between digits", SEEDS_INSTEAD)

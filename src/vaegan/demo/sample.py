@@ -58,9 +58,7 @@ class SampleTab:
             if label != ALL_CLASSES and label not in {str(i) for i in range(len(classes))}:
                 raise gr.Error(f"Class must be {ANY_CLASS!r}, {ALL_CLASSES!r} or a class index from 0 to "
                                f"{len(classes) - 1} of {model}, got {label!r}.")
-        if not entry.model.can_sample:  # an AE before fit_prior
-            raise gr.Error(f"{model} cannot sample: it has no fitted prior yet (an AE needs fit_prior on its "
-                           "training latents; the vaegan trainer does it).")
+        self.ctx.registry.sampling_model(model)
         return SampleRequest(model, n, seed, temperature, label)
 
     @user_errors
