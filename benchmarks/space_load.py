@@ -371,8 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             met = result["errors"] == 0 and result["p95_ms"] is not None and result["p95_ms"] < P95_TARGET_MS
             report["targets"][name] = {"p95_ms_below": P95_TARGET_MS, "met": met}
             print(f"target: {name} p95 < {P95_TARGET_MS:.0f} ms with {args.clients} {args.client} clients and "
-                  f"0 errors: "
-                  f"{'met' if met else 'NOT met'} (p95 {result['p95_ms']} ms, {result['errors']} errors)")
+                  f"0 errors: {'met' if met else 'NOT met'} (p95 {result['p95_ms']} ms, {result['errors']} errors)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0 if all(s["errors"] == 0 for s in report["scenarios"].values()) else 1

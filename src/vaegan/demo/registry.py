@@ -124,7 +124,7 @@ class Registry:
             entry.model.eval()
             entry.model.requires_grad_(False)
             # Channels-last convolution weights let oneDNN skip layout conversions: the 28x28 VAE's decoder
-            # needs about 30% less CPU per call (benchmarks/README.md, "Space latency"); results are unchanged.
+            # needs about 30% less CPU per call (benchmarks/README.md, "Demo load test"); results are unchanged.
             entry.model.to(memory_format=torch.channels_last)
 
     @property
@@ -158,7 +158,7 @@ class Registry:
                 reason = "it cannot sample yet"
             except RuntimeError as err:
                 reason = str(err)
-        raise gr.Error(f"{name} cannot sample: {reason}{consequence}")
+        raise gr.Error(f"{name} cannot sample: {reason.rstrip('.')}{consequence or '.'}")
 
     def encoder_model(self, name: str, what: str, alternative: str = "") -> GenerativeModel:
         model = self.model(name)
