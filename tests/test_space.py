@@ -394,7 +394,7 @@ def test_handlers_validate_when_called_directly(app):
         app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 100, "slerp")
     with pytest.raises(gr.Error, match="mode must be 'slerp' or 'lerp'"):
         app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "cubic")
-    with pytest.raises(gr.Error, match="seeds have no latents, so interpolate between digits"):
+    with pytest.raises(gr.Error, match="fit_prior.* Seeds have no latents here, so interpolate between digits"):
         app.interpolate.interpolate("bare-ae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "slerp")
 
 
@@ -404,8 +404,8 @@ def test_a_model_that_cannot_sample_says_why():
                           discriminator_hidden_dims=(8,))
     served = registry.Registry({"cluster-gan": unfitted, "vae": vaegan.VAE(architecture="mlp", hidden_dims=(8,))})
     assert served.sampling_model("vae") is served.model("vae")
-    with pytest.raises(gr.Error, match="cluster-gan cannot sample: This cluster-conditioned GAN has no fitted "
-                                       "clusters yet") as caught:
+    with pytest.raises(gr.Error, match="cluster-gan: This cluster-conditioned GAN has no fitted clusters yet, "
+                                       "so it cannot sample") as caught:
         served.sampling_model("cluster-gan")
     assert "fit_prior" not in caught.value.message and caught.value.message.endswith("training_images).")
 

@@ -166,11 +166,7 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
                 "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
                 "at the end of training), or use a VAE with its built-in standard-normal prior.")
     if not model.can_sample:  # e.g. a VAE's unfitted mixture prior, a GAN's unfitted clusters: the model says why
-        try:
-            model.prior_latents(1)
-        except RuntimeError as err:
-            return str(err)
-        return "This model cannot generate samples yet."
+        return model.cannot_sample_reason()
     try:
         if model.num_classes is not None:  # rows = classes
             labels = torch.arange(_card_classes(model)).repeat_interleave(CARD_PER_CLASS)

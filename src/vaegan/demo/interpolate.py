@@ -43,7 +43,7 @@ class InterpolateTab:
         if endpoints == "seeds":
             seed_a = check_number("Seed A", seed_a, 0, MAX_SEED, integer=True)
             seed_b = check_number("Seed B", seed_b, 0, MAX_SEED, integer=True)
-            registry.sampling_model(model, "; seeds have no latents, so interpolate between digits or images "
+            registry.sampling_model(model, "Seeds have no latents here, so interpolate between digits or images "
                                            "instead.")
             strip, gif = self._cached(model, "seeds", seed_a, seed_b, 0, steps, mode)
         elif endpoints == "digits":

@@ -145,20 +145,12 @@ class Registry:
 
     def sampling_model(self, name: Any, consequence: str = "") -> GenerativeModel:
         """``name``'s model if it can sample now, else a ``gr.Error`` with the model's own reason (an AE without
-        its fitted prior, a cluster GAN before its clusters are fitted); ``consequence`` is appended."""
+        its fitted prior, a cluster GAN before its clusters are fitted), then the sentence ``consequence``."""
         model = self.model(name)
-        if model.can_sample:
-            return model
-        if model.family == "ae":
-            reason = ("it has no fitted prior yet (an AE needs fit_prior on its training latents; the vaegan trainer "
-                      "does it)")
-        else:
-            try:
-                model.prior_latents(1)
-                reason = "it cannot sample yet"
-            except RuntimeError as err:
-                reason = str(err)
-        raise gr.Error(f"{name} cannot sample: {reason.rstrip('.')}{consequence or '.'}")
+        reason = model.cannot_sample_reason()
+        if reason is not None:
+            raise gr.Error(f"{name}: {reason} {consequence}".rstrip())
+        return model
 
     def encoder_model(self, name: str, what: str, alternative: str = "") -> GenerativeModel:
         model = self.model(name)

@@ -157,6 +157,17 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Whether ``sample`` works now (an AE needs its fitted prior first)."""
         return True
 
+    def cannot_sample_reason(self) -> str | None:
+        """None when the model can sample now, else why not and what to do: the error ``prior_latents`` raises
+        (an AE or a mixture-prior VAE before ``fit_prior``, a cluster GAN before its clusters are fitted)."""
+        if self.can_sample:
+            return None
+        try:
+            self.prior_latents(1)
+        except RuntimeError as err:
+            return str(err)
+        return f"This {type(self).__name__} cannot sample yet."
+
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1].
 
