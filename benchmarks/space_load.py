@@ -8,10 +8,11 @@ request): p95 < 300 ms for 16 images of the 28x28 VAE with 20 concurrent warm cl
 CPU per request is reported too: it shares the machine with the server.
 
 Two kinds of client (``--client``): ``gradio_client`` (the Python API client: a new HTTP connection for each
-of its three requests per call, plus a thread per call) and ``http``, which speaks the same protocol as the page
-in a browser (join the queue, read the event stream, download the result) over kept-alive connections, from
-one asyncio thread. The page's visitors run on their own machines; ``http`` is the closer stand-in for them
-when the load generator has to share the server's cores.
+of its requests per call, plus a thread per call) and ``http``, which speaks the same protocol as the page in a
+browser (join the queue, read the event stream, download a result file; a picture that comes inline in the result,
+as a data URL, needs no download) over kept-alive connections, from one asyncio thread. The page's visitors run on
+their own machines; ``http`` is the closer stand-in for them when the load generator has to share the server's
+cores.
 
     python benchmarks/space_load.py [--model DIR_OR_ID] [--clients 20] [--calls 10] [--scenarios sample,...]
                                     [--json out.json]
@@ -192,8 +193,8 @@ class Visitor:
                     break
         if output is None:
             raise RuntimeError(f"{api_name}: the event stream closed before the result")
-        for value in output:
-            if isinstance(value, dict) and value.get("url"):
+        for value in output:  # a picture sent inline (a data URL) is already here, as in a browser
+            if isinstance(value, dict) and value.get("url") and not value["url"].startswith("data:"):
                 download = await self.http.get(value["url"])
                 download.raise_for_status()
         return output

@@ -33,7 +33,7 @@ OFFICIAL = ["vaegan/mnist-vae", "vaegan/mnist-vae-16d", "vaegan/mnist-ae", "vaeg
             "vaegan/mnist-wgan-gp"]
 
 
-from vaegan.demo import inputs, layout, limits, options, registry  # noqa: E402
+from vaegan.demo import inputs, layout, limits, options, outputs, registry  # noqa: E402
 
 
 def heldout_digits(limit: int = 300):
@@ -81,8 +81,9 @@ def app(served):
     return served[0].vaegan_app
 
 
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as image:
+def pixels(result) -> np.ndarray:
+    """A picture result (a path, an API ``FileData`` dict, an ``InlinePNG``) as an array."""
+    with outputs.open_picture(result) as image:
         return np.asarray(image.convert("L") if image.mode in ("L", "P", "1") else image)
 
 
@@ -219,9 +220,12 @@ def component_value(config: dict, elem_id: str):
 
 
 def fetch(demo, file_value: dict, tmp_path: Path, name: str) -> np.ndarray:
+    """The picture a component's value shows: inline (a data URL), or downloaded from the server."""
     import httpx
 
     url = file_value["url"]
+    if url.startswith("data:"):
+        return pixels(file_value)
     url = url if url.startswith("http") else demo.local_url.rstrip("/") + url
     path = tmp_path / name
     path.write_bytes(httpx.get(url, timeout=30).raise_for_status().content)
@@ -249,26 +253,73 @@ def test_queue_summarises_its_analytics_rarely(served):
     assert served[0]._queue.ANAYLTICS_CACHE_FREQUENCY == layout.ANALYTICS_EVERY == 1000
 
 
+def test_small_pictures_travel_inline(client, app):
+    """A 28x28 model's PNG results come inside the result message (a data URL, no file to download); the API
+    result is gradio's ``FileData`` with that URL and no path, and :func:`open_picture` reads every form."""
+    result = app.sample.sample("vae", 16, 0, 1.0)
+    assert isinstance(result, outputs.InlinePNG) and result.filename == "samples.png"
+    assert result.data.startswith(b"\x89PNG") and len(result.data) <= outputs.INLINE_LIMIT
+    api = client.predict("vae", 16, 0, 1.0, api_name="/sample")
+    assert api["path"] is None and api["url"] == result.data_url() and api["orig_name"] == "samples.png"
+    np.testing.assert_array_equal(pixels(api), pixels(result))
+    digit = Image.new("L", (28, 28))
+    ImageDraw.Draw(digit).line((8, 6, 20, 22), fill=255, width=3)
+    strip = app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4, "slerp")[0]
+    for value in (*app.explore.decode_point("vae", 0.1, 0.2), *app.explore.latent_map("vae"),
+                  *app.reconstruct.reconstruct("vae", digit, None), strip):
+        assert isinstance(value, outputs.InlinePNG)
+    with pytest.raises(ValueError, match="no path and no PNG data URL"):
+        outputs.open_picture({"url": "https://example.com/a.png"})
+    with pytest.raises(ValueError, match="not valid base64"):
+        outputs.open_picture({"url": outputs.PNG_DATA_URL + "%%%"})
+
+
+def test_the_demo_writes_no_stub_files_into_the_package(served):
+    """gradio writes a ``.pyi`` next to the module of any component subclass it imports; the demo has none."""
+    assert list(Path(outputs.__file__).parent.glob("*.pyi")) == []
+
+
 def test_results_are_fresh_files_never_rewritten(app):
-    """Identical requests get their own files (gradio then caches them by content, staged and renamed)."""
-    first, again = app.sample.sample("vae", 16, 0, 1.0), app.sample.sample("vae", 16, 0, 1.0)
-    other, other_again = app.sample.sample("vae", 9, 3, 0.5), app.sample.sample("vae", 9, 3, 0.5)
-    assert len({first, again, other, other_again}) == 4
-    assert Path(first).read_bytes() == Path(again).read_bytes()
-    assert Path(other).read_bytes() == Path(other_again).read_bytes()
-    stamp = Path(first).stat().st_mtime_ns
-    app.sample.sample("vae", 16, 0, 1.0)
-    assert Path(first).stat().st_mtime_ns == stamp
-    assert {Path(p).name for p in (first, other)} == {"samples.png"}
-    strip, gif, download = app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None, 4,
-                                                       "slerp")
+    """Pictures above the inline limit and GIFs are files: identical requests get their own files (gradio then
+    caches them by content, staged and renamed), and nothing rewrites a file."""
+    files = app.ctx.files
+    files.inline_limit = 0
+    try:
+        first, again = app.sample.sample("vae", 16, 0, 1.0), app.sample.sample("vae", 16, 0, 1.0)
+        other, other_again = app.sample.sample("vae", 9, 3, 0.5), app.sample.sample("vae", 9, 3, 0.5)
+        assert len({first, again, other, other_again}) == 4
+        assert Path(first).read_bytes() == Path(again).read_bytes()
+        assert Path(other).read_bytes() == Path(other_again).read_bytes()
+        stamp = Path(first).stat().st_mtime_ns
+        app.sample.sample("vae", 16, 0, 1.0)
+        assert Path(first).stat().st_mtime_ns == stamp
+        assert {Path(p).name for p in (first, other)} == {"samples.png"}
+        strip, gif, download = app.interpolate.interpolate("vae", "seeds", 0, 1, "3", "8", 0, None, None, None, None,
+                                                           4, "slerp")
+    finally:
+        files.inline_limit = outputs.INLINE_LIMIT
     assert Path(strip).name == "interpolation.png" and gif == download and gif.endswith(".gif")
+    np.testing.assert_array_equal(pixels(first), pixels(app.sample.sample("vae", 16, 0, 1.0)))
+
+
+def test_large_sample_grids_are_files_through_the_api(tmp_path):
+    """Above the inline limit the API hands out a file, as ``gr.Image`` does (gradio_client downloads it)."""
+    demo = layout.build_demo({"vae": tiny_models()["vae"]}, heldout=None)
+    demo.vaegan_app.ctx.files.inline_limit = 100  # bytes: a 16-image grid is larger
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        result = Client(demo.local_url, verbose=False).predict("vae", 16, 0, 1.0, api_name="/sample")
+    finally:
+        demo.close()
+    assert isinstance(result, str) and Path(result).name == "samples.png"
+    inline = layout.DemoApp({"vae": tiny_models()["vae"]}, heldout=None).sample.sample("vae", 16, 0, 1.0)
+    np.testing.assert_array_equal(pixels(result), pixels(inline))
 
 
 def test_result_files_are_pruned_by_age(tmp_path):
     from vaegan.demo.outputs import ResultFiles
 
-    files = ResultFiles(max_age_s=60, prune_every_s=0)
+    files = ResultFiles(max_age_s=60, prune_every_s=0, inline_limit=0)
     old = Path(files.png(Image.new("L", (4, 4)), "old"))
     os.utime(old.parent, (time.time() - 120, time.time() - 120))
     new = Path(files.png(Image.new("L", (4, 4)), "new"))  # prunes before writing

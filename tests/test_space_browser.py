@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -95,10 +96,28 @@ def test_page_opens_with_digits_and_evaluation_results(page):
     assert not page.page_errors, page.page_errors
 
 
-def test_sample_tab_renders_a_grid(page):
+NEW_IMAGE_LOADED = """([selector, old]) => {
+    const img = document.querySelector(selector);
+    return img !== null && img.src !== old && img.complete && img.naturalWidth > 0;
+}"""
+
+
+def test_sample_tab_renders_a_grid(page, tmp_path):
+    first = page.eval_on_selector("#sample-output img", "img => img.src")
+    page.fill("#sample-seed input", "5")
     page.click("#sample-button")
+    page.wait_for_function(NEW_IMAGE_LOADED, arg=["#sample-output img", first], timeout=TIMEOUT_MS)
     size = wait_for_image(page, "#sample-output img")
     assert size["width"] > 0 and size["height"] > 0
+    # the grid came inline with the result (no download request), and the download button saves that PNG
+    source = page.eval_on_selector("#sample-output img", "img => img.src")
+    assert source.startswith("data:image/png;base64,")
+    with page.expect_download() as download:
+        page.click("#sample-output a.download-link")
+    saved = tmp_path / "saved.png"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == base64.b64decode(source.split(",", 1)[1])
+    assert download.value.suggested_filename.endswith(".png")
     zoom = page.eval_on_selector("#sample-output img", """img => {
         const box = img.getBoundingClientRect();
         return Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);

@@ -3,8 +3,9 @@
 ``vaegan demo MODEL...`` runs it locally; ``spaces/demo/app.py`` runs it on a Hugging Face Space. Needs the
 ``[space]`` extra (gradio, matplotlib). Modules: :mod:`~vaegan.demo.registry` (models, their cards' evaluation
 results), :mod:`~vaegan.demo.inputs` (user input checks and image conversion), :mod:`~vaegan.demo.outputs`
-(result files), one module per tab (:mod:`~vaegan.demo.sample`, :mod:`~vaegan.demo.interpolate`,
-:mod:`~vaegan.demo.explore`, :mod:`~vaegan.demo.reconstruct`) and :mod:`~vaegan.demo.layout` (the page).
+(result pictures, inline or as files; :func:`open_picture` reads one from the API), one module per tab
+(:mod:`~vaegan.demo.sample`, :mod:`~vaegan.demo.interpolate`, :mod:`~vaegan.demo.explore`,
+:mod:`~vaegan.demo.reconstruct`) and :mod:`~vaegan.demo.layout` (the page).
 
 Importing this package does not import gradio; the names below load on first use.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DemoApp", "build_demo", "main"]
+__all__ = ["DemoApp", "build_demo", "main", "open_picture"]
+_MODULE_OF = {"DemoApp": "layout", "build_demo": "layout", "main": "layout", "open_picture": "outputs"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import layout
+    if name in _MODULE_OF:
+        import importlib
 
-        return getattr(layout, name)
+        return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import LATENT_LIMIT, MANIFOLD_SIZE
-from .outputs import display_scale, enlarged
+from .outputs import InlinePNG, display_scale, enlarged, inline_image
 
 Range = tuple[tuple[float, float], tuple[float, float]]
 
@@ -147,14 +147,14 @@ class ExploreTab:
             return self._pngs[name, what]
 
     @user_errors
-    def latent_map(self, model: str) -> tuple[str, str]:
-        """The held-out latents as a scatter over the plane, and the decoded 15x15 manifold (fresh files)."""
+    def latent_map(self, model: str) -> tuple[InlinePNG | str, InlinePNG | str]:
+        """The held-out latents as a scatter over the plane, and the decoded 15x15 manifold."""
         files = self.ctx.files
-        return (files.write_bytes(self.png(model, "plane"), "latent-plane.png"),
-                files.write_bytes(self.png(model, "manifold"), "manifold.png"))
+        return (files.png_bytes(self.png(model, "plane"), "latent-plane.png"),
+                files.png_bytes(self.png(model, "manifold"), "manifold.png"))
 
     @user_errors
-    def decode_point(self, model: str, z1: float, z2: float) -> tuple[str, str]:
+    def decode_point(self, model: str, z1: float, z2: float) -> tuple[InlinePNG | str, InlinePNG | str]:
         """Decode the latent point (z1, z2); also returns the plane with the point marked."""
         decoded, marked = self._decode(model, z1, z2)
         return self.ctx.files.png(decoded, "decoded"), self.ctx.files.png(marked, "latent-plane")
@@ -208,14 +208,14 @@ class ExploreTab:
             z2 = capped(gr.Slider(round(y0, 3), round(y1, 3), value=round((y0 + y1) / 2, 3), step=0.001,
                                   label="z2", scale=2))
         # The first model's plane and manifold are part of the page: no request is needed to see them.
-        plane_path, manifold_path = self.latent_map(first)
+        first_plane, first_manifold = self.latent_map(first)
         with gr.Row():
-            plane = gr.Image(plane_path, label="Latent plane (click to decode)", type="pil", format="png",
+            plane = inline_image(first_plane, label="Latent plane (click to decode)", type="pil", format="png",
                              interactive=False, elem_id="explore-plane", buttons=["download"])
             with gr.Column(scale=0, min_width=240):
-                point = gr.Image(label="Decoded point", format="png", interactive=False, elem_id="explore-point",
+                point = inline_image(label="Decoded point", format="png", interactive=False, elem_id="explore-point",
                                  elem_classes=["pixelated"], height=240, buttons=[])
-            manifold = gr.Image(manifold_path, label=f"Decoded {MANIFOLD_SIZE}x{MANIFOLD_SIZE} manifold",
+            manifold = inline_image(first_manifold, label=f"Decoded {MANIFOLD_SIZE}x{MANIFOLD_SIZE} manifold",
                                 format="png", interactive=False, elem_id="explore-manifold",
                                 elem_classes=["pixelated"], buttons=["download", "fullscreen"])
         map_event = model.change(self.latent_map, model, [plane, manifold], api_name="latent_map", **ctx.compute)

@@ -16,7 +16,7 @@ from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
 from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
-from .outputs import GRID_PAD_VALUE, display_scale
+from .outputs import GRID_PAD_VALUE, InlinePNG, display_scale, inline_image
 from .registry import unconditional
 
 SEEDS_INSTEAD = ", or interpolate between two seeds"
@@ -33,8 +33,8 @@ class InterpolateTab:
     @user_errors
     def interpolate(self, model: str, endpoints: str, seed_a: float, seed_b: float, digit_a: Any, digit_b: Any,
                     example: float, image_a: Any, image_b: Any, sketch_a: Any, sketch_b: Any, steps: float,
-                    mode: str) -> tuple[str, str, str]:
-        """The strip (PNG), the GIF and the GIF again (for the download box), as paths of fresh files."""
+                    mode: str) -> tuple[InlinePNG | str, str, str]:
+        """The strip (a PNG result), the GIF and the GIF again (for the download box) as paths of fresh files."""
         registry = self.ctx.registry
         net = registry.unconditional_model(model, "Interpolate")
         steps = check_number("Steps", steps, MIN_STEPS, MAX_STEPS, integer=True)
@@ -60,7 +60,7 @@ class InterpolateTab:
             raise gr.Error(f"Interpolate between 'seeds', 'digits' or 'images', not {endpoints!r}.")
         files = self.ctx.files
         gif_path = files.write_bytes(gif, "interpolation.gif")
-        return files.write_bytes(strip, "interpolation.png"), gif_path, gif_path
+        return files.png_bytes(strip, "interpolation.png"), gif_path, gif_path
 
     def _render_known(self, model: str, endpoints: str, a: int, b: int, example: int, steps: int, mode: str,
                       ) -> tuple[bytes, bytes]:
@@ -138,7 +138,7 @@ class InterpolateTab:
                     with gr.Column():
                         image_b = digit_upload("Image B (upload)", height=180)
                         sketch_b = digit_sketchpad("...or draw B (pick the pen)", height=300)
-                strip = gr.Image(label="Path from A to B", format="png", interactive=False, height=150,
+                strip = inline_image(label="Path from A to B", format="png", interactive=False, height=150,
                                  elem_id="interpolate-strip", elem_classes=["pixelated"],
                                  buttons=["download", "fullscreen"])
                 with gr.Row():

@@ -9,7 +9,7 @@ import torch
 
 from .context import DemoContext
 from .inputs import digit_sketchpad, digit_upload, model_input, user_errors
-from .outputs import enlarged
+from .outputs import InlinePNG, enlarged, inline_image
 
 INPUT_NOTE = """\
 **How your image is read.** MNIST digits are white on black. An uploaded image or a drawing is flattened on
@@ -25,8 +25,8 @@ class ReconstructTab:
         self.ctx = ctx
 
     @user_errors
-    def reconstruct(self, model: str, image: Any, sketch: Any) -> tuple[str, str]:
-        """What the model sees and its reconstruction, as paths of fresh PNG files."""
+    def reconstruct(self, model: str, image: Any, sketch: Any) -> tuple[InlinePNG | str, InlinePNG | str]:
+        """What the model sees and its reconstruction (PNG results)."""
         net = self.ctx.registry.encoder_model(model, "reconstruct images")
         x = model_input(image, sketch, net.image_shape, "image")
         with torch.inference_mode():
@@ -47,9 +47,9 @@ class ReconstructTab:
                 go = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
             with gr.Column():
                 with gr.Row():
-                    seen = gr.Image(label="What the model sees", format="png", interactive=False,
+                    seen = inline_image(label="What the model sees", format="png", interactive=False,
                                     elem_id="reconstruct-input", elem_classes=["pixelated"], buttons=[])
-                    output = gr.Image(label="Reconstruction", format="png", interactive=False,
+                    output = inline_image(label="Reconstruction", format="png", interactive=False,
                                       elem_id="reconstruct-output", elem_classes=["pixelated"], buttons=["download"])
                 gr.Markdown(INPUT_NOTE)
         go.click(self.reconstruct, [model, image, sketch], [seen, output], api_name="reconstruct", **self.ctx.compute)

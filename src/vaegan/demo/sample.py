@@ -16,7 +16,7 @@ from PIL import Image
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, MAX_IMAGES, MAX_SEED, MAX_TEMPERATURE
-from .outputs import sample_grid
+from .outputs import InlinePNG, inline_image, sample_grid
 
 ANY_CLASS = "any"      # class picker: labels drawn at random
 ALL_CLASSES = "all"    # class picker: the class grid, one column per class
@@ -63,15 +63,15 @@ class SampleTab:
 
     @user_errors
     def sample(self, model: str, num_images: float, seed: float, temperature: float, label: str = ANY_CLASS
-               ) -> str:
-        """One request -> the path of a fresh PNG grid."""
-        return self.ctx.files.write_bytes(self.png(self.check(model, num_images, seed, temperature, label)),
-                                          "samples.png")
+               ) -> InlinePNG | str:
+        """One request -> the PNG grid (inline, or a fresh file when large)."""
+        return self.ctx.files.png_bytes(self.png(self.check(model, num_images, seed, temperature, label)),
+                                        "samples.png")
 
-    def default_path(self, model: str) -> str:
-        """A fresh file with ``model``'s grid for the page's defaults (what the page shows before "Generate")."""
-        return self.ctx.files.write_bytes(self.png(SampleRequest(model, DEFAULT_IMAGES, DEFAULT_SEED,
-                                                                 DEFAULT_TEMPERATURE)), "samples.png")
+    def default_result(self, model: str) -> InlinePNG | str:
+        """``model``'s grid for the page's defaults (what the page shows before "Generate")."""
+        return self.ctx.files.png_bytes(self.png(SampleRequest(model, DEFAULT_IMAGES, DEFAULT_SEED,
+                                                               DEFAULT_TEMPERATURE)), "samples.png")
 
     # ------------------------------------------------------------------ rendering
     def _png(self, request: SampleRequest) -> bytes:
@@ -119,7 +119,8 @@ class SampleTab:
                                     allow_custom_value=True, visible=bool(first_classes), elem_id="sample-class",
                                     info="class-conditional models: one class, or every class side by side")
                 n = capped(gr.Slider(1, MAX_IMAGES, value=DEFAULT_IMAGES, step=1, label="Number of images"))
-                seed = capped(gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed"))
+                seed = capped(gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
+                                     elem_id="sample-seed"))
                 temperature = capped(gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
                                                label="Temperature"))
                 go = gr.Button("Generate", variant="primary", elem_id="sample-button")
@@ -129,7 +130,7 @@ class SampleTab:
                 results = gr.Markdown(registry.results_markdown(first), elem_id="sample-results")
             with gr.Column(scale=2):
                 # The first model's default grid is part of the page, so a visitor sees digits at once.
-                out = gr.Image(value=self.default_path(first), label="Samples", format="png", interactive=False,
+                out = inline_image(value=self.default_result(first), label="Samples", format="png", interactive=False,
                                height=440, buttons=["download", "fullscreen"], elem_id="sample-output",
                                elem_classes=["pixelated"])
         go.click(self.sample, [model, n, seed, temperature, label], out, api_name="sample", **ctx.compute)
