@@ -211,13 +211,13 @@ class ExploreTab:
         first_plane, first_manifold = self.latent_map(first)
         with gr.Row():
             plane = inline_image(first_plane, label="Latent plane (click to decode)", type="pil", format="png",
-                             interactive=False, elem_id="explore-plane", buttons=["download"])
+                                 interactive=False, elem_id="explore-plane", buttons=["download"])
             with gr.Column(scale=0, min_width=240):
-                point = inline_image(label="Decoded point", format="png", interactive=False, elem_id="explore-point",
-                                 elem_classes=["pixelated"], height=240, buttons=[])
+                point = inline_image(label="Decoded point", format="png", interactive=False,
+                                     elem_id="explore-point", elem_classes=["pixelated"], height=240, buttons=[])
             manifold = inline_image(first_manifold, label=f"Decoded {MANIFOLD_SIZE}x{MANIFOLD_SIZE} manifold",
-                                format="png", interactive=False, elem_id="explore-manifold",
-                                elem_classes=["pixelated"], buttons=["download", "fullscreen"])
+                                    format="png", interactive=False, elem_id="explore-manifold",
+                                    elem_classes=["pixelated"], buttons=["download", "fullscreen"])
         map_event = model.change(self.latent_map, model, [plane, manifold], api_name="latent_map", **ctx.compute)
         map_event.then(self.slider_updates, model, [z1, z2], **ctx.ui_only)
         for slider in (z1, z2):

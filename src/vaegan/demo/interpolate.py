@@ -139,8 +139,8 @@ class InterpolateTab:
                         image_b = digit_upload("Image B (upload)", height=180)
                         sketch_b = digit_sketchpad("...or draw B (pick the pen)", height=300)
                 strip = inline_image(label="Path from A to B", format="png", interactive=False, height=150,
-                                 elem_id="interpolate-strip", elem_classes=["pixelated"],
-                                 buttons=["download", "fullscreen"])
+                                     elem_id="interpolate-strip", elem_classes=["pixelated"],
+                                     buttons=["download", "fullscreen"])
                 with gr.Row():
                     gif = gr.Image(label="Animation", type="filepath", interactive=False, elem_id="interpolate-gif",
                                    elem_classes=["pixelated"], buttons=["download"], height=200)

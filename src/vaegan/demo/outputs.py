@@ -4,7 +4,7 @@ rewritten.
 Small pictures (every PNG of the 28x28 models) travel inside the result message as a data URL
 (:class:`InlinePNG`, shown by :func:`inline_image`): the page has the picture as soon as the result arrives,
 without a second request to download it, and gradio's file cache is not involved. Under a crowd of Sample
-requests this saves about a third of the server's CPU per request (the download request and the cache copy).
+requests this saves about 30% of the server's CPU per request, and more of its latency (benchmarks/README.md).
 
 Why files for the rest (GIFs, large pictures): gradio saves a returned PIL image to
 ``<cache>/<hash of the bytes>/image.png`` by truncating and rewriting that file

@@ -48,8 +48,9 @@ class ReconstructTab:
             with gr.Column():
                 with gr.Row():
                     seen = inline_image(label="What the model sees", format="png", interactive=False,
-                                    elem_id="reconstruct-input", elem_classes=["pixelated"], buttons=[])
+                                        elem_id="reconstruct-input", elem_classes=["pixelated"], buttons=[])
                     output = inline_image(label="Reconstruction", format="png", interactive=False,
-                                      elem_id="reconstruct-output", elem_classes=["pixelated"], buttons=["download"])
+                                          elem_id="reconstruct-output", elem_classes=["pixelated"],
+                                          buttons=["download"])
                 gr.Markdown(INPUT_NOTE)
         go.click(self.reconstruct, [model, image, sketch], [seen, output], api_name="reconstruct", **self.ctx.compute)

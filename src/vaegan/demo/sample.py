@@ -120,7 +120,7 @@ class SampleTab:
                                     info="class-conditional models: one class, or every class side by side")
                 n = capped(gr.Slider(1, MAX_IMAGES, value=DEFAULT_IMAGES, step=1, label="Number of images"))
                 seed = capped(gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
-                                     elem_id="sample-seed"))
+                                        elem_id="sample-seed"))
                 temperature = capped(gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
                                                label="Temperature"))
                 go = gr.Button("Generate", variant="primary", elem_id="sample-button")
@@ -130,9 +130,9 @@ class SampleTab:
                 results = gr.Markdown(registry.results_markdown(first), elem_id="sample-results")
             with gr.Column(scale=2):
                 # The first model's default grid is part of the page, so a visitor sees digits at once.
-                out = inline_image(value=self.default_result(first), label="Samples", format="png", interactive=False,
-                               height=440, buttons=["download", "fullscreen"], elem_id="sample-output",
-                               elem_classes=["pixelated"])
+                out = inline_image(self.default_result(first), label="Samples", format="png", interactive=False,
+                                   height=440, buttons=["download", "fullscreen"], elem_id="sample-output",
+                                   elem_classes=["pixelated"])
         go.click(self.sample, [model, n, seed, temperature, label], out, api_name="sample", **ctx.compute)
         model.change(lambda name: (self.class_picker(name), registry.results_markdown(name)), model,
                      [label, results], **ctx.ui_only)
