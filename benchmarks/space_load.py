@@ -162,14 +162,15 @@ def crowd(clients: list[Any], call: Callable[[Any, int], Any], calls_each: int) 
 
 class Visitor:
     """One browser-like visitor: its own session and kept-alive connections; a call joins the queue, reads the
-    session's event stream until the result, and downloads the result file, as the page does."""
+    session's event stream until the result, and downloads a result file (a picture sent inline needs none), as
+    the page does."""
 
     def __init__(self, url: str, endpoints: dict[str, tuple[int, list[Any]]], timeout: float):
         import uuid
 
         import httpx
 
-        self.url, self.endpoints, self.timeout = url, endpoints, timeout
+        self.endpoints = endpoints
         self.session = uuid.uuid4().hex[:11]
         self.http = httpx.AsyncClient(base_url=url, timeout=timeout)
 
@@ -223,10 +224,12 @@ def http_crowd(url: str, scenario: str, model: str, folder: Path, clients: int, 
     upload = str(digit_png(folder))
 
     async def request(visitor: Visitor, index: int) -> Any:
-        if scenario == "reconstruct":  # a visitor drops the picture, then the page calls the endpoint
-            return await visitor.call((model, await visitor.upload(upload), None), "/reconstruct")
-        args, api_name = ARGUMENTS[scenario](model, index)
-        return await asyncio.wait_for(visitor.call(args, api_name), timeout)
+        async def call() -> Any:
+            if scenario == "reconstruct":  # a visitor drops the picture, then the page calls the endpoint
+                return await visitor.call((model, await visitor.upload(upload), None), "/reconstruct")
+            return await visitor.call(*ARGUMENTS[scenario](model, index))
+
+        return await asyncio.wait_for(call(), timeout)
 
     async def run_all() -> dict[str, Any]:
         visitors = [Visitor(url, endpoints, timeout) for _ in range(clients)]

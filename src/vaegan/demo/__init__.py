@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DemoApp", "build_demo", "main", "open_picture"]
 _MODULE_OF = {"DemoApp": "layout", "build_demo": "layout", "main": "layout", "open_picture": "outputs"}
+__all__ = list(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:

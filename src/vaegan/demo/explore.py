@@ -4,7 +4,6 @@ manifold of each model are computed once and cached; the first model's are part 
 
 from __future__ import annotations
 
-import io
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import LATENT_LIMIT, MANIFOLD_SIZE
-from .outputs import InlinePNG, display_scale, enlarged, inline_image
+from .outputs import InlinePNG, display_scale, encode_png, enlarged, inline_image
 
 Range = tuple[tuple[float, float], tuple[float, float]]
 
@@ -141,9 +140,7 @@ class ExploreTab:
         with self._lock:
             if (name, what) not in self._pngs:
                 picture = self.plane(name).image if what == "plane" else self.manifold(name)
-                buffer = io.BytesIO()
-                picture.save(buffer, format="PNG")
-                self._pngs[name, what] = buffer.getvalue()
+                self._pngs[name, what] = encode_png(picture)
             return self._pngs[name, what]
 
     @user_errors

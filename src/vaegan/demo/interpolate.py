@@ -4,7 +4,6 @@ VAE, between two held-out digits or two uploaded or drawn images; a strip and an
 from __future__ import annotations
 
 import functools
-import io
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
 from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
-from .outputs import GRID_PAD_VALUE, InlinePNG, display_scale, inline_image
+from .outputs import GRID_PAD_VALUE, InlinePNG, display_scale, encode_png, inline_image
 from .registry import unconditional
 
 SEEDS_INSTEAD = ", or interpolate between two seeds"
@@ -80,11 +79,9 @@ class InterpolateTab:
         path = net.interpolate(start, end, steps=steps, mode=mode).float().cpu()
         width = steps * (path.shape[-1] + 2) + 2
         strip = make_grid(path, nrow=steps, pad_value=GRID_PAD_VALUE, scale=display_scale(width, 700, 1400))
-        buffer = io.BytesIO()
-        strip.save(buffer, format="PNG")
         gif = self.ctx.files.gif(path, "interpolation", duration_ms=GIF_FRAME_MS,
                                  scale=display_scale(path.shape[-1], target=160))
-        return buffer.getvalue(), Path(gif).read_bytes()
+        return encode_png(strip), Path(gif).read_bytes()
 
     @staticmethod
     def _digit(digit: Any, label: str) -> int:

@@ -60,6 +60,13 @@ def sample_grid(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
     return make_grid(images, nrow=nrow or math.ceil(math.sqrt(len(images))), pad_value=GRID_PAD_VALUE)
 
 
+def encode_png(picture: Image.Image) -> bytes:
+    """``picture`` encoded as PNG bytes."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class InlinePNG:
     """An encoded PNG result that an :func:`inline_image` sends inside the result message."""
@@ -133,9 +140,7 @@ class ResultFiles:
 
     def png(self, picture: Image.Image, name: str) -> InlinePNG | str:
         """``picture`` as the result ``NAME.png``: see :meth:`png_bytes`."""
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        return self.png_bytes(buffer.getvalue(), f"{name}.png")
+        return self.png_bytes(encode_png(picture), f"{name}.png")
 
     def png_bytes(self, data: bytes, filename: str) -> InlinePNG | str:
         """An encoded PNG as a result: inline up to ``inline_limit`` bytes, else the path of a fresh file."""

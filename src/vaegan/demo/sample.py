@@ -4,7 +4,6 @@ class-conditional model also a class, or every class side by side (the class gri
 from __future__ import annotations
 
 import functools
-import io
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from PIL import Image
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, MAX_IMAGES, MAX_SEED, MAX_TEMPERATURE
-from .outputs import InlinePNG, inline_image, sample_grid
+from .outputs import InlinePNG, encode_png, inline_image, sample_grid
 
 ANY_CLASS = "any"      # class picker: labels drawn at random
 ALL_CLASSES = "all"    # class picker: the class grid, one column per class
@@ -75,9 +74,7 @@ class SampleTab:
 
     # ------------------------------------------------------------------ rendering
     def _png(self, request: SampleRequest) -> bytes:
-        buffer = io.BytesIO()
-        self.render(request).save(buffer, format="PNG")
-        return buffer.getvalue()
+        return encode_png(self.render(request))
 
     def render(self, request: SampleRequest) -> Image.Image:
         """The grid of a checked request; its latents come from its own seeded generator."""
