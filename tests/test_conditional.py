@@ -227,8 +227,7 @@ def test_folder_saved_before_class_conditioning_still_loads(family):
 def test_unconditional_weights_keep_their_names(family):
     names = set(make(family, conditional=False).state_dict())
     assert not any("label_embedding" in n or ".net." in n for n in names)
-    assert all(n.split(".")[0] in {"encoder", "decoder", "generator", "discriminator", "prior_mean",
-                                   "prior_scale_tril", "prior_fitted"} for n in names)
+    assert all(n.split(".")[0] in {"encoder", "decoder", "generator", "discriminator", "latent_prior"} for n in names)
 
 
 # ------------------------------------------------------------------------------- diffusers model conventions

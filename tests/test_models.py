@@ -212,9 +212,9 @@ def _recorded_path(model, start, end, steps, mode):
     seen = []
     original = model.decode_latents
 
-    def spy(latents):
+    def spy(latents, class_labels=None):
         seen.append(latents.detach().clone())
-        return original(latents)
+        return original(latents, class_labels=class_labels)
 
     model.decode_latents = spy
     try:
@@ -545,17 +545,17 @@ def test_ae_fit_prior_matches_a_known_gaussian_and_samples_follow_it():
 
     model.fit_prior(latents)
     assert model.has_prior
-    assert torch.allclose(model.prior_mean, mean, atol=0.05)
-    fitted_cov = model.prior_scale_tril @ model.prior_scale_tril.T
+    assert torch.allclose(model.latent_prior.mean, mean, atol=0.05)
+    fitted_cov = model.latent_prior.scale_tril @ model.latent_prior.scale_tril.T
     assert torch.allclose(fitted_cov, cov, atol=0.05)
-    assert torch.equal(model.prior_scale_tril, model.prior_scale_tril.tril())
+    assert torch.equal(model.latent_prior.scale_tril, model.latent_prior.scale_tril.tril())
 
     draws = model.prior_latents(20000, generator=gen(1))
     assert tuple(draws.shape) == (20000, 3)
     assert torch.allclose(draws.mean(0), mean, atol=0.05)
     assert torch.allclose(torch.cov(draws.T), cov, atol=0.05)
     # temperature scales the spread around the fitted mean
-    assert torch.equal(model.prior_latents(4, generator=gen(2), temperature=0.0), model.prior_mean.expand(4, 3))
+    assert torch.equal(model.prior_latents(4, generator=gen(2), temperature=0.0), model.latent_prior.mean.expand(4, 3))
     half = model.prior_latents(20000, generator=gen(3), temperature=0.5)
     assert torch.allclose(torch.cov(half.T), 0.25 * cov, atol=0.03)
 
@@ -573,7 +573,7 @@ def test_ae_fit_prior_rejects_bad_latents():
 
 def test_ae_on_train_end_fits_the_prior_to_the_training_latents():
     model = make("ae-conv")
-    model.prior_fitted.zero_()
+    model.latent_prior.fitted.zero_()
     model.train()
     batches = [images_for(model, 4, seed=s) for s in range(3)]
     model.on_train_end(iter(batches))
@@ -583,8 +583,8 @@ def test_ae_on_train_end_fits_the_prior_to_the_training_latents():
     model.eval()
     with torch.no_grad():
         latents = torch.cat([model.encode_images(b) for b in batches])
-    assert torch.allclose(model.prior_mean, latents.mean(0), atol=1e-5)
-    fitted_cov = model.prior_scale_tril @ model.prior_scale_tril.T
+    assert torch.allclose(model.latent_prior.mean, latents.mean(0), atol=1e-5)
+    fitted_cov = model.latent_prior.scale_tril @ model.latent_prior.scale_tril.T
     assert torch.allclose(fitted_cov, torch.cov(latents.T), atol=1e-4, rtol=1e-3)
 
 

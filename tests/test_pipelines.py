@@ -192,9 +192,9 @@ def test_generic_pipeline_and_user_subclass(tmp_path):
         pipe.model = make("vae")[0]  # replacing the component keeps a loadable index entry
         assert pipe.config["model"] == ("vaegan", "VAE")
     finally:
-        from vaegan.models.auto import _REGISTRY
+        from vaegan.models import registry
 
-        _REGISTRY.pop("SharpVAE", None)
+        registry._REGISTRY.pop("SharpVAE", None)
 
     impostor = type("VAE", (VAE,), {})  # the name of a registered class: a saved pipeline could not find it
     with pytest.warns(UserWarning, match="is not the model class vaegan knows as 'VAE'"):

@@ -18,8 +18,8 @@ from vaegan import AE, GAN, VAE, AutoModel
 from vaegan.errors import ConfigError
 from vaegan.models.augment import cutout, diff_augment, translation
 from vaegan.models.ema import warmed_up_decay
-from vaegan.models.priors import GaussianMixturePrior
 from vaegan.models.regularizers import r1_penalty
+from vaegan.priors import GaussianMixturePrior
 from vaegan.training import Trainer, train
 from vaegan.training.config import config_from_dict
 from vaegan.training.trainer import list_checkpoints

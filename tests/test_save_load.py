@@ -100,13 +100,13 @@ def test_ae_prior_survives_save_and_load(family, tmp_path):
     assert model.has_prior
     model.save_pretrained(tmp_path / "ae")
     stored = load_file(tmp_path / "ae" / WEIGHTS)
-    assert {"prior_mean", "prior_scale_tril", "prior_fitted"} <= stored.keys()
-    assert torch.equal(stored["prior_mean"], model.prior_mean)
+    assert {"latent_prior.mean", "latent_prior.scale_tril", "latent_prior.fitted"} <= stored.keys()
+    assert torch.equal(stored["latent_prior.mean"], model.latent_prior.mean)
 
     loaded = AE.from_pretrained(tmp_path / "ae")
     assert loaded.has_prior
-    assert torch.equal(loaded.prior_mean, model.prior_mean)
-    assert torch.equal(loaded.prior_scale_tril, model.prior_scale_tril)
+    assert torch.equal(loaded.latent_prior.mean, model.latent_prior.mean)
+    assert torch.equal(loaded.latent_prior.scale_tril, model.latent_prior.scale_tril)
     assert torch.equal(loaded.sample(4, generator=gen(5)), model.sample(4, generator=gen(5)))
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
 from .models import AE, GAN, VAE, AutoModel, GenerativeModel, available_models, register_model
-from .models.auto import PluginError, reload_plugins
+from .models.registry import PluginError, reload_plugins
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipelines, name)
     if not name.startswith("_"):  # a registered model class, plugins included: model_index.json's ["vaegan", ...]
-        from .models.auto import get_model_class
+        from .models.registry import get_model_class
 
         try:
             return get_model_class(name)

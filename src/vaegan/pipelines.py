@@ -31,9 +31,10 @@ from PIL import Image
 
 from .errors import CheckpointError, ConfigError
 from .models.ae import AE
-from .models.auto import _REGISTRY, get_model_class, register_model
-from .models.base import _CONFIG_DOWNLOAD_KWARGS, GenerativeModel
+from .models.base import GenerativeModel
 from .models.gan import GAN
+from .models.registry import get_model_class, register_model, registered_class
+from .models.serialization import CONFIG_DOWNLOAD_KWARGS
 from .models.vae import VAE
 
 __all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline"]
@@ -45,7 +46,7 @@ LIBRARY = "vaegan"
 def _library_tuple(model: GenerativeModel) -> tuple[str, str] | None:
     """``("vaegan", "<Class>")`` for ``model_index.json``; diffusers resolves it as ``getattr(vaegan, "<Class>")``."""
     cls = type(model)
-    if _REGISTRY.get(cls.__name__) is None:
+    if registered_class(cls.__name__) is None:
         register_model(cls)  # a user subclass: resolvable by name in this process (other processes: register it)
     try:
         registered = get_model_class(cls.__name__)
@@ -249,7 +250,7 @@ class GenerativePipeline(DiffusionPipeline):
             raise CheckpointError("vaegan loads safetensors weights only; remove use_safetensors=False.")
         kwargs["use_safetensors"] = True
         source = str(pretrained_model_name_or_path)
-        download = {k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs and k != "subfolder"}
+        download = {k: kwargs[k] for k in CONFIG_DOWNLOAD_KWARGS if k in kwargs and k != "subfolder"}
         config = cls.load_config(source, **download)
         name = config.get("_class_name")
         target = _PIPELINE_CLASSES.get(name) if isinstance(name, str) else None  # a list: custom pipeline code

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from diffusers.configuration_utils import register_to_config
-from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import ConfigError
 from . import conditioning
-from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
 from .outputs import encoder_output
 from .validation import MAX_PARAMETERS, check_choice, check_int
 
@@ -28,7 +27,7 @@ class AE(Autoencoder):
     latents inside the model (saved with it) so that :meth:`sample` works. ``prior="gaussian"`` fits one
     full-covariance Gaussian — and shows why an AE is a poor generator: its latent space has holes the
     Gaussian does not know about; ``prior="gmm"`` fits a mixture of ``prior_components`` Gaussians
-    (Ghosh et al., 2020, :mod:`vaegan.models.priors`), which follows the clusters of the codes.
+    (Ghosh et al., 2020, :mod:`vaegan.priors`), which follows the clusters of the codes.
 
     With ``num_classes`` set it is class-conditional: the label enters encoder and decoder (as in a CVAE), and
     ``class_names`` (optional) names the labels.
@@ -71,13 +70,8 @@ class AE(Autoencoder):
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=latent_dim,
             num_classes=num_classes, class_names=class_names,
         )
-        if prior == "gmm":
-            self.latent_prior = mixture_prior(latent_dim, prior_components)
-            return
-        # The fitted prior N(prior_mean, L L^T); buffers, so save_pretrained stores them with the weights.
-        self.register_buffer("prior_mean", torch.zeros(latent_dim))
-        self.register_buffer("prior_scale_tril", torch.eye(latent_dim))
-        self.register_buffer("prior_fitted", torch.zeros(()))
+        # Fitted after training; buffers, so save_pretrained stores it with the weights.
+        self._init_prior(prior, latent_dim, prior_components)
 
     def encode(self, images: torch.Tensor, return_dict: bool = True,
                class_labels: conditioning.ClassLabels | None = None) -> EncoderOutput | tuple:
@@ -105,46 +99,10 @@ class AE(Autoencoder):
     # ------------------------------------------------------------------ the fitted prior
     @property
     def has_prior(self) -> bool:
-        if self.config.prior == "gmm":
-            return self.latent_prior.is_fitted
-        return bool(self.prior_fitted.item())
+        """Whether the latent prior has been fitted (an AE samples only after that)."""
+        return self.latent_prior.is_fitted
 
-    @property
-    def can_sample(self) -> bool:
-        return self.has_prior
-
-    @torch.no_grad()
-    def fit_prior(self, latents: torch.Tensor) -> None:
-        """Store the prior (one Gaussian, mean and full covariance; or a mixture) fitted to ``latents`` ``(N, d)``."""
-        if self.config.prior == "gmm":
-            self.latent_prior.fit(latents)
-            return
-        # float64 on the CPU (some accelerators, e.g. MPS, lack it); copy_ moves the results to the buffers' device.
-        latents = latents.detach().to("cpu", torch.float64).reshape(len(latents), -1)
-        if latents.shape[1] != self.latent_dim or len(latents) < 2:
-            raise ValueError(f"fit_prior needs at least 2 latents of size {self.latent_dim}, "
-                             f"got shape {tuple(latents.shape)}.")
-        mean = latents.mean(0)
-        cov = torch.cov(latents.T).reshape(self.latent_dim, self.latent_dim)
-        jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(self.latent_dim, dtype=cov.dtype,
-                                                                              device=cov.device)
-        self.prior_mean.copy_(mean)
-        self.prior_scale_tril.copy_(torch.linalg.cholesky(cov + jitter))
-        self.prior_fitted.fill_(1.0)
-
-    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.fit_prior(self.training_latents(batches))
-
-    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
-                      temperature: float = 1.0) -> torch.Tensor:
-        if not self.has_prior:
-            raise RuntimeError(
-                "This AE has no latent prior yet, so it cannot sample. Call ae.fit_prior(latents) with the "
+    def unfitted_prior_message(self) -> str:
+        return ("This AE has no latent prior yet, so it cannot sample. Call ae.fit_prior(latents) with the "
                 "latents of its training images (vaegan's trainer does this at the end of training), or use "
-                "a VAE, whose prior is built in."
-            )
-        if self.config.prior == "gmm":
-            return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)
-        noise = randn_tensor((num_samples, self.latent_dim), generator=generator, device=self.device,
-                             dtype=self.dtype)
-        return self.prior_mean + temperature * noise @ self.prior_scale_tril.T
+                "a VAE, whose prior is built in.")

@@ -1,19 +1,20 @@
-"""What the AE and the VAE share: the encoder/decoder pair, its validation and the reconstruction loss."""
+"""What the AE and the VAE share: the encoder/decoder pair, its validation, the reconstruction loss and the latent
+prior (a :class:`vaegan.priors.LatentPrior`, fitted after training when it needs it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..priors import GaussianMixturePrior, LatentPrior, build_prior
 from . import conditioning
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
 from .outputs import decoder_output
-from .priors import GaussianMixturePrior
 from .validation import MAX_IMAGE_SIZE, MAX_PARAMETERS, check_choice, check_float, check_int, check_int_list
 
 if TYPE_CHECKING:
@@ -35,14 +36,27 @@ def reconstruction_loss(logits: torch.Tensor, images: torch.Tensor, kind: str, w
     return weight * F.mse_loss(torch.sigmoid(logits), images, reduction="none").flatten(1).mean(1).mean()
 
 
-def mixture_prior(latent_dim: int, components: int) -> GaussianMixturePrior:
-    """An unfitted ``prior: gmm`` after checking ``prior_components`` and the size of its buffers."""
-    check_int("prior_components", components, maximum=1000)
-    if components * latent_dim**2 > MAX_PARAMETERS:
-        raise ConfigError(f"prior_components={components} with latent_dim={latent_dim} would store "
-                          f"{components * latent_dim**2:,} covariance values, more than the {MAX_PARAMETERS:,} "
-                          "vaegan allows; use fewer components or a smaller latent_dim.")
-    return GaussianMixturePrior(latent_dim, components)
+#: State-dict keys of the AE's one-Gaussian prior before it became a ``vaegan.priors.GaussianPrior`` (vaegan 0.1).
+_LEGACY_PRIOR_KEYS = {"prior_mean": "latent_prior.mean", "prior_scale_tril": "latent_prior.scale_tril",
+                      "prior_fitted": "latent_prior.fitted"}
+
+
+def latent_prior(name: str, latent_dim: int, components: int) -> LatentPrior:
+    """The unfitted prior ``name`` after checking ``prior_components`` and the size of its buffers."""
+    if name == GaussianMixturePrior.name:
+        check_int("prior_components", components, maximum=1000)
+        if components * latent_dim**2 > MAX_PARAMETERS:
+            raise ConfigError(f"prior_components={components} with latent_dim={latent_dim} would store "
+                              f"{components * latent_dim**2:,} covariance values, more than the {MAX_PARAMETERS:,} "
+                              "vaegan allows; use fewer components or a smaller latent_dim.")
+    return build_prior(name, latent_dim, components)
+
+
+def rename_legacy_prior_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
+    """Rename, in place, the prior buffers of an AE saved by vaegan 0.1 (``prior_mean`` ...) to today's names."""
+    for old, new in _LEGACY_PRIOR_KEYS.items():
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 class Autoencoder(GenerativeModel):
@@ -150,8 +164,44 @@ class Autoencoder(GenerativeModel):
                 latents.append(self.encode_images(images.to(self.device, self.dtype), class_labels=labels))
         return torch.cat(latents)
 
-    def reconstruct(self, images: torch.Tensor, class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
-        """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (posterior mode for a VAE)."""
-        labels = self._labels_for(class_labels, images)
-        with self._eval_mode():
-            return self.decode_latents(self.encode_images(images.to(self.device, self.dtype), labels), labels)
+    # ------------------------------------------------------------------ the latent prior
+    def _init_prior(self, prior: str, latent_dim: int, components: int) -> None:
+        self.latent_prior = latent_prior(prior, latent_dim, components)
+        self._register_load_state_dict_pre_hook(self._rename_legacy_keys, with_module=True)
+
+    @staticmethod
+    def _rename_legacy_keys(module: Any, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        rename_legacy_prior_keys(state_dict, prefix)
+
+    def _fix_state_dict_keys_on_load(self, state_dict: dict[str, Any]) -> None:
+        # diffusers' from_pretrained compares keys before load_state_dict's hooks run: rename here too.
+        rename_legacy_prior_keys(state_dict)
+        super()._fix_state_dict_keys_on_load(state_dict)
+
+    @property
+    def can_sample(self) -> bool:
+        return self.latent_prior.is_fitted
+
+    def unfitted_prior_message(self) -> str:
+        """Why the model cannot sample before its prior is fitted, and what to do."""
+        return (f"This {type(self).__name__}'s {self.latent_prior.name} prior is not fitted yet, so it cannot sample. "
+                "Call fit_prior(latents) with the latents of its training images (vaegan's trainer does this at "
+                "the end of training).")
+
+    @torch.no_grad()
+    def fit_prior(self, latents: torch.Tensor) -> None:
+        """Fit the latent prior to ``latents`` ``(N, latent_dim)`` (the training images' latent codes)."""
+        if not self.latent_prior.needs_fit:
+            raise ValueError(f"fit_prior needs a prior fitted after training (prior='gmm'); this "
+                             f"{type(self).__name__} samples from its {self.latent_prior.name} prior.")
+        self.latent_prior.fit(latents)
+
+    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        if self.latent_prior.needs_fit:
+            self.fit_prior(self.training_latents(batches))
+
+    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+        if not self.latent_prior.is_fitted:
+            raise RuntimeError(self.unfitted_prior_message())
+        return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)

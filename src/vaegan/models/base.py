@@ -1,27 +1,53 @@
-"""``GenerativeModel``: what every vaegan family shares.
+"""``GenerativeModel``: the protocol every vaegan family implements, and what it shares.
 
-* generation from latents (``sample``, ``interpolate``) with diffusers' ``randn_tensor``;
-* the training protocol the trainer drives (phases, parameters, losses, hooks), so a new family
-  plugs in without touching the trainer;
-* strict, safetensors-only loading and atomic saving on top of diffusers' ``ModelMixin``.
+A family implements two methods; everything else is an optional **capability** that consumers (trainer,
+figures, cards, metrics, pipelines, CLI, demo) discover with :meth:`GenerativeModel.supports` without calling
+it, never by the family's name:
+
+==================  =========================================================  ==============================
+capability          what the family implements                                 what it enables
+==================  =========================================================  ==============================
+(required)          ``compute_loss(phase, images, step, class_labels=None)``   training
+(required)          ``sample(num_samples, generator, temperature,              generation everywhere
+                    class_labels=None)`` (or a latent space, below)
+``latent_space``    ``decode_latents(latents, class_labels=None)`` and         interpolation, latent maps,
+                    ``prior_latents(n, generator, temperature)``               ``generate_all_classes``
+``encoder``         ``encode_images(images, class_labels=None)``               reconstruction, image paths
+``reconstruction``  ``reconstruct(images, class_labels=None)`` (free with      ``recon_mse``, Reconstruct tab
+                    an encoder and a latent space)
+``log_likelihood``  ``log_likelihood(images, class_labels=None) -> (B,)``      ``nll`` / ``bpd`` (exact)
+                    exact log-density in nats per image
+``likelihood_bounds``  ``likelihood_bounds(images, k, generator,               ``elbo_nll`` / ``iwae_nll``
+                    class_labels=None)`` -> per-image lower bounds
+``completion``      ``complete(images, known_mask, generator,                  "complete the digit"
+                    num_completions=1, class_labels=None)``
+==================  =========================================================  ==============================
+
+Training is driven by ``training_phases`` (one optimizer each), ``phase_is_active``, ``phase_parameters``, the
+hooks ``on_train_start`` / ``after_optimizer_step`` / ``on_train_end`` and, for families trained in several
+steps (an autoencoder, then a prior over its codes), ordered ``training_stages``.
+
+Plugins written against the first protocol (``compute_loss(phase, images, step)``, ``decode_latents(latents)``,
+``encode_images(images)`` without ``class_labels``) keep working: such methods are adapted once, when the
+subclass is created, to take ``class_labels=None`` (and to refuse labels).
+
+Saving and loading (strict, safetensors only, atomic) live in :mod:`vaegan.models.serialization`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import logging
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from diffusers import ConfigMixin, ModelMixin
-from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
@@ -29,42 +55,123 @@ from ..cards import TRAINING_CONFIG_NAME, write_model_card
 from ..errors import CheckpointError, ConfigError, WeightsMismatchError
 from ..files import apply_umask, make_staging_dir
 from ..interpolation import interpolate_latents
-from . import conditioning
+from . import conditioning, registry
 from .conditioning import ClassLabels
-from .sources import check_model_source, explain_unreachable
+from .serialization import (
+    SAVE_SPECIFIC_PATTERNS,
+    describe_keys,
+    explain_load_error,
+    load_config,
+    publish_folder,
+    quiet_partial_load_warnings,
+    realign_tensors,
+    refuse_pickle_only,
+)
 from .validation import MAX_PARAMETERS, closest
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-#: Files of a saved model that belong to one save only (weight shards, the card's sample grid, the evaluation,
-#: the training config): a save or push without them removes an earlier one's instead of keeping it.
-SAVE_SPECIFIC_PATTERNS = ("diffusion_pytorch_model*", "samples.png", "eval_results.json", TRAINING_CONFIG_NAME)
-_CONFIG_DOWNLOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision",
-                           "subfolder")
+#: The optional capabilities of a family, and the method that provides each (see the module docstring).
+CAPABILITIES: Mapping[str, str] = {
+    "latent_space": "decode_latents",
+    "encoder": "encode_images",
+    "reconstruction": "reconstruct",
+    "log_likelihood": "log_likelihood",
+    "likelihood_bounds": "likelihood_bounds",
+    "completion": "complete",
+}
+#: Protocol methods that take ``class_labels=None``; a plugin's older signature without it is adapted.
+_LABELLED_METHODS = ("compute_loss", "decode_latents", "encode_images", "sample", "log_likelihood", "reconstruct")
 
 
-def _unregistered(name: str) -> type:
-    raise ConfigError(f"no model registry to look up {name!r}: import vaegan.models first.")
+def _takes_class_labels(method: Callable) -> bool:
+    parameters = inspect.signature(method).parameters.values()
+    return any(p.name == "class_labels" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-#: Finds a registered model class by name, plugins included. ``vaegan.models.auto`` installs its registry here with
-#: :func:`set_class_lookup`, so this module never imports ``auto`` (which imports this one).
-_class_lookup: Callable[[str], type] = _unregistered
+def _accepting_class_labels(method: Callable) -> Callable:
+    """``method`` written without ``class_labels``: takes ``class_labels=None`` and refuses actual labels."""
+    @functools.wraps(method)
+    def adapted(self, *args: Any, class_labels: Any = None, **kwargs: Any) -> Any:
+        if class_labels is not None:
+            raise ValueError(f"{type(self).__name__}.{method.__name__} takes no class_labels: the model is "
+                             "unconditional.")
+        return method(self, *args, **kwargs)
 
-
-def set_class_lookup(lookup: Callable[[str], type]) -> None:
-    """Install the function that maps a ``_class_name`` to its model class (done by ``vaegan.models.auto``)."""
-    global _class_lookup
-    _class_lookup = lookup
+    return adapted
 
 
 class GenerativeModel(ModelMixin, ConfigMixin):
-    """Base class of the AE, VAE and GAN families (and of plugin families)."""
+    """Base class of every vaegan family: the AE, VAE and GAN, and plugin families."""
 
     config_name = "config.json"
-    #: Short family name used for model-card tags and the CLI ("ae", "vae", "gan").
+    #: Marks vaegan model classes for :mod:`vaegan.models.registry` (which must not import this module).
+    is_vaegan_model: ClassVar[bool] = True
+    #: Short family name used for model-card tags ("ae", "vae", "gan"); never used to decide behaviour.
     family: ClassVar[str] = "model"
     #: Optimisation phases, each with its own optimizer; a GAN has a discriminator and a generator phase.
     training_phases: ClassVar[tuple[str, ...]] = ("model",)
+    #: Ordered training stages, each a name and the phases it trains, e.g. ``(("autoencoder", ("model",)),
+    #: ("prior", ("prior",)))``; empty: one stage that trains every phase of ``training_phases``.
+    training_stages: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _LABELLED_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not _takes_class_labels(method):
+                setattr(cls, name, _accepting_class_labels(method))
+
+    # ------------------------------------------------------------------ capabilities
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        """Whether this family has ``capability`` (a key of :data:`CAPABILITIES`), read from the class alone."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}.{closest(capability, CAPABILITIES)} Known: "
+                             f"{', '.join(CAPABILITIES)}.")
+        if capability == "reconstruction" and cls.supports("encoder") and cls.supports("latent_space"):
+            return True
+        method = CAPABILITIES[capability]
+        return getattr(cls, method) is not getattr(GenerativeModel, method)
+
+    @classmethod
+    def capabilities(cls) -> frozenset[str]:
+        """The capabilities this family has (see :data:`CAPABILITIES`)."""
+        return frozenset(name for name in CAPABILITIES if cls.supports(name))
+
+    @property
+    def has_encoder(self) -> bool:
+        """Whether images can be encoded (``encode_images``): true for AEs and VAEs, false for GANs."""
+        return self.supports("encoder")
+
+    @property
+    def has_latent_space(self) -> bool:
+        """Whether the model generates by decoding latents (``prior_latents`` + ``decode_latents``)."""
+        return self.supports("latent_space")
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return self.supports("reconstruction")
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether ``sample`` works now (an AE needs its fitted prior first)."""
+        return True
+
+    def cannot_sample_reason(self) -> str | None:
+        """None when the model can sample now, else why not and what to do (from the model's own error)."""
+        if self.can_sample:
+            return None
+        try:
+            self.sample(1, generator=torch.Generator(device=self.device).manual_seed(0))
+        except (RuntimeError, NotImplementedError) as err:
+            return str(err)
+        return f"This {type(self).__name__} cannot sample yet."
+
+    @classmethod
+    def stages(cls) -> dict[str, tuple[str, ...]]:
+        """Training stages in order -> the phases each trains (one stage, ``"train"``, unless declared)."""
+        if not cls.training_stages:
+            return {"train": tuple(cls.training_phases)}
+        return {name: tuple(phases) for name, phases in cls.training_stages}
 
     # ------------------------------------------------------------------ construction
     def _build(self, factory: Callable[[], dict[str, nn.Module]]) -> None:
@@ -80,8 +187,16 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             setattr(self, name, net)
 
     @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
+    def latent_dim(self) -> int | None:
+        """Size of a flat latent vector (``config.latent_dim``); None for a family without one."""
+        return self.config.get("latent_dim")
+
+    @property
+    def latent_shape(self) -> tuple[int, ...] | None:
+        """Shape of one latent (``(latent_dim,)`` for a flat latent); None without a latent space."""
+        if not self.has_latent_space or self.latent_dim is None:
+            return None
+        return (self.latent_dim,)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -120,11 +235,10 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                                          num_samples=num_samples, model_name=type(self).__name__,
                                          device=self.device)
 
-    def _decode(self, latents: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
-        # Plugin families without conditioning keep their one-argument decode_latents.
-        if class_labels is None:
-            return self.decode_latents(latents)
-        return self.decode_latents(latents, class_labels=class_labels)
+    def _require(self, capability: str, use: str) -> None:
+        if not self.supports(capability):
+            raise NotImplementedError(f"{type(self).__name__} has no {capability.replace('_', ' ')} "
+                                      f"({CAPABILITIES[capability]}), so it cannot {use}.")
 
     def generate_all_classes(self, latents: torch.Tensor) -> torch.Tensor:
         """Each latent decoded in every class: ``(N * num_classes, C, H, W)``, latent-major.
@@ -133,6 +247,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         class — the classic CVAE figure. For the style of real images, pass ``model.encode_images(images,
         class_labels=labels)``.
         """
+        self._require("latent_space", "draw one latent in every class")
         if self.num_classes is None:
             raise ValueError(f"This {type(self).__name__} is unconditional (num_classes is None); "
                              "generate_all_classes needs a class-conditional model.")
@@ -144,53 +259,50 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         k = self.num_classes
         labels = torch.arange(k, device=self.device).repeat(len(latents))
         with self._eval_mode():
-            return self._decode(latents.repeat_interleave(k, dim=0), labels)
+            return self.decode_latents(latents.repeat_interleave(k, dim=0), class_labels=labels)
 
-    # ------------------------------------------------------------------ generation
-    @property
-    def has_encoder(self) -> bool:
-        """Whether images can be encoded (``encode_images``): true for AEs and VAEs, false for GANs."""
-        return type(self).encode_images is not GenerativeModel.encode_images
+    # ------------------------------------------------------------------ optional capabilities
+    def decode_latents(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents ``(B, *latent_shape)`` -> images ``(B, C, H, W)`` in [0, 1] (capability ``latent_space``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent space to decode.")
 
-    @property
-    def can_sample(self) -> bool:
-        """Whether ``sample`` works now (an AE needs its fitted prior first)."""
-        return True
-
-    def cannot_sample_reason(self) -> str | None:
-        """None when the model can sample now, else why not and what to do: the error ``prior_latents`` raises
-        (an AE or a mixture-prior VAE before ``fit_prior``, a cluster GAN before its clusters are fitted)."""
-        if self.can_sample:
-            return None
-        try:
-            self.prior_latents(1)
-        except RuntimeError as err:
-            return str(err)
-        return f"This {type(self).__name__} cannot sample yet."
-
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents ``(B, latent_dim)`` -> images ``(B, C, H, W)`` in [0, 1].
-
-        Class-conditional families also take ``class_labels`` (a ``(B,)`` long tensor).
-        """
-        raise NotImplementedError
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` in [0, 1] -> latents ``(B, latent_dim)`` (the posterior mode).
-
-        Class-conditional families also take ``class_labels`` (a ``(B,)`` long tensor).
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no encoder; pass latent vectors instead, e.g. "
-            "model.prior_latents(2, generator=torch.Generator().manual_seed(0))."
-        )
+    def encode_images(self, images: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [0, 1] -> latents ``(B, *latent_shape)`` (capability ``encoder``)."""
+        hint = (" pass latent vectors instead, e.g. model.prior_latents(2, generator=torch.Generator().manual_seed(0))."
+                if self.has_latent_space else "")
+        raise NotImplementedError(f"{type(self).__name__} has no encoder;{hint}".rstrip(";") + ("" if hint else "."))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
                       temperature: float = 1.0) -> torch.Tensor:
         """Draw ``num_samples`` latents from the model's prior (a standard normal unless overridden)."""
-        noise = randn_tensor((num_samples, self.latent_dim), generator=generator, device=self.device,
+        self._require("latent_space", "draw latents")
+        noise = randn_tensor((num_samples, *self.latent_shape), generator=generator, device=self.device,
                              dtype=self.dtype)
         return noise * temperature
+
+    def log_likelihood(self, images: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact ``log p(x)`` (``log p(x | y)`` with labels) of each image, nats: ``(B,)`` (capability
+        ``log_likelihood``; explicit-density families)."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact likelihood.")
+
+    def likelihood_bounds(self, images: torch.Tensor, k: int = 1000, generator: torch.Generator | None = None,
+                          class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Lower bounds on ``log p(x)`` of each image in nats, e.g. ``{"elbo": (B,), "iwae": (B,)}`` with ``k``
+        importance samples (capability ``likelihood_bounds``; latent-variable families such as the VAE)."""
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood bounds.")
+
+    def complete(self, images: torch.Tensor, known_mask: torch.Tensor, generator: torch.Generator | None = None,
+                 num_completions: int = 1, class_labels: ClassLabels | None = None) -> torch.Tensor:
+        """Redraw the pixels where ``known_mask`` is False given the others (capability ``completion``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot complete images.")
+
+    def reconstruct(self, images: torch.Tensor, class_labels: ClassLabels | None = None) -> torch.Tensor:
+        """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (capability ``reconstruction``)."""
+        self._require("reconstruction", "reconstruct images")
+        labels = self.prepare_class_labels(class_labels, len(images))
+        with self._eval_mode():
+            latents = self.encode_images(images.to(self.device, self.dtype), class_labels=labels)
+            return self.decode_latents(latents, class_labels=labels)
 
     @contextlib.contextmanager
     def _eval_mode(self) -> Iterator[None]:
@@ -203,6 +315,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         finally:
             self.train(was_training)
 
+    # ------------------------------------------------------------------ generation
     def sample(self, num_samples: int, generator: torch.Generator | None = None,
                temperature: float = 1.0, class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Generate ``num_samples`` images ``(N, C, H, W)`` in [0, 1]; the same generator seed gives the same images.
@@ -211,7 +324,11 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         (class-conditional models only): one label for every sample or one per sample, as indices or class
         names; without them the labels are drawn uniformly with ``generator`` (after the latents, so the same
         seed gives the same latents with or without labels).
+
+        Families with a latent space get this for free (prior latents, decoded); others implement it.
         """
+        if not self.has_latent_space:
+            raise NotImplementedError(f"{type(self).__name__} must implement sample() (it has no latent space).")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         labels = None if class_labels is None else self.prepare_class_labels(class_labels, num_samples)
@@ -219,7 +336,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             latents = self.prior_latents(num_samples, generator, temperature)
             if labels is None:
                 labels = self.prepare_class_labels(None, num_samples, generator, draw_missing=True)
-            return self._decode(latents, labels)
+            return self.decode_latents(latents, class_labels=labels)
 
     def _to_latent(self, x: torch.Tensor, class_label: torch.Tensor | None = None) -> torch.Tensor:
         x = torch.as_tensor(x).to(self.device)
@@ -230,25 +347,25 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         images = x.unsqueeze(0) if x.ndim == 3 else x
         if images.shape[0] != 1 or tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f"expected one image of shape {self.image_shape}, got {tuple(x.shape)}.")
-        if class_label is None:
-            return self.encode_images(images.to(self.dtype))[0]
-        return self.encode_images(images.to(self.dtype), class_labels=class_label.reshape(1))[0]
+        labels = None if class_label is None else class_label.reshape(1)
+        return self.encode_images(images.to(self.dtype), class_labels=labels)[0]
 
     def interpolate(self, start: torch.Tensor, end: torch.Tensor, steps: int = 10,
                     mode: str = "slerp", class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Images along a latent path from ``start`` to ``end`` -> ``(steps, C, H, W)`` in [0, 1].
 
-        ``start`` / ``end`` are images ``(C, H, W)`` (encoded first; AE/VAE only) or latent vectors.
+        ``start`` / ``end`` are images ``(C, H, W)`` (encoded first; models with an encoder) or latent vectors.
         ``mode`` is 'slerp' (spherical, suits Gaussian latents) or 'lerp' (straight line). A class-conditional
         model needs ``class_labels``: one label for the whole path, or one per step (image end points are encoded
         with the first and the last).
         """
+        self._require("latent_space", "interpolate")
         # With invalid steps, interpolate_latents below says why.
         labels = self.prepare_class_labels(class_labels, steps if isinstance(steps, int) and steps >= 2 else None)
         first, last = (labels[0], labels[-1]) if labels is not None else (None, None)
         with self._eval_mode():
             path = interpolate_latents(self._to_latent(start, first), self._to_latent(end, last), steps, mode)
-            return self._decode(path, labels)
+            return self.decode_latents(path, class_labels=labels)
 
     # ------------------------------------------------------------------ training protocol
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
@@ -259,10 +376,11 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Whether ``phase`` runs at optimisation step ``step`` (e.g. the generator every ``n_critic`` steps)."""
         return True
 
-    def compute_loss(self, phase: str, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def compute_loss(self, phase: str, images: torch.Tensor, step: int,
+                     class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Losses of ``phase`` for a batch of images in [0, 1]: ``{"loss": scalar to minimise, **logged terms}``.
 
-        The trainer passes ``class_labels=`` (the batch's ``(B,)`` long labels) to class-conditional models only.
+        ``class_labels`` is the batch's ``(B,)`` long labels for a class-conditional model, else None.
         """
         raise NotImplementedError
 
@@ -272,6 +390,10 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     def on_train_start(self, batches: Iterable[torch.Tensor]) -> None:
         """Called once before the first step of a fresh run (not on resume) with the training images, e.g. to
         cluster them (a cluster-conditioned GAN). A class-conditional model gets ``(images, class_labels)`` pairs."""
+
+    def on_stage_start(self, stage: str, batches: Iterable[torch.Tensor]) -> None:
+        """Called before the first step of each training stage after the first (also when a run resumes at a
+        stage's first step), with the training images, e.g. to freeze the autoencoder before its prior trains."""
 
     def on_train_end(self, batches: Iterable[torch.Tensor]) -> None:
         """Called once after training with the training images (e.g. the AE fits its latent prior).
@@ -321,7 +443,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
                                  load_path=target)
             apply_umask(staging)
-            _publish(staging, target)
+            publish_folder(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -341,24 +463,24 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             raise ValueError("vaegan never loads mismatched weights; remove ignore_mismatched_sizes=True.")
         want_info = kwargs.pop("output_loading_info", False)
         source = str(pretrained_model_name_or_path)
-        _refuse_pickle_only(source, kwargs.get("subfolder"))
-        config = _load_config(cls, source, kwargs)
+        refuse_pickle_only(source, kwargs.get("subfolder"))
+        config = load_config(cls, source, kwargs)
         cls.check_config_dict(config, source)
         kwargs["use_safetensors"] = True
         try:
-            with _without_partial_load_warnings():
+            with quiet_partial_load_warnings():
                 model, info = super().from_pretrained(source, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError) as err:
-            raise _explain_load_error(err, source) from err
+            raise explain_load_error(err, source) from err
         problems = {name: info.get(name) for name in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if any(problems.values()):
-            details = "; ".join(f"{name.replace('_', ' ')}: {_describe_keys(keys)}"
+            details = "; ".join(f"{name.replace('_', ' ')}: {describe_keys(keys)}"
                                 for name, keys in problems.items() if keys)
             raise WeightsMismatchError(
                 f"The weights of {source} do not match its config.json for {cls.__name__} ({details}). "
                 "The folder is inconsistent: save it again with save_pretrained, or fix config.json."
             )
-        _realign(model)
+        realign_tensors(model)
         return (model, info) if want_info else model
 
     @classmethod
@@ -366,7 +488,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Refuse a config.json written for another class or holding keys this class does not know."""
         class_name = config.get("_class_name")
         if class_name not in (None, cls.__name__):
-            other = _class_lookup(class_name)
+            other = registry.get_model_class(class_name)
             if not issubclass(other, cls):
                 raise ConfigError(
                     f"{source} holds a {class_name} model, not a {cls.__name__}; load it with "
@@ -400,109 +522,3 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 delete_patterns=list(SAVE_SPECIFIC_PATTERNS),
             )
         return commit.commit_url
-
-
-class _PartialLoadFilter(logging.Filter):
-    """Drops diffusers' "weights ... newly initialized / not used" warnings: vaegan refuses such a load itself."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("newly initialized" in message or "were not used when initializing" in message)
-
-
-@contextlib.contextmanager
-def _without_partial_load_warnings() -> Iterator[None]:
-    from diffusers.models import modeling_utils
-
-    logger, log_filter = logging.getLogger(modeling_utils.__name__), _PartialLoadFilter()
-    logger.addFilter(log_filter)
-    try:
-        yield
-    finally:
-        logger.removeFilter(log_filter)
-
-
-def _realign(model: nn.Module) -> None:
-    """Copy tensors that loading left at unaligned addresses (views into the safetensors buffer) to fresh memory.
-
-    CPU kernels take other code paths for unaligned data, so a loaded model would otherwise differ from the
-    saved one in the last bits (e.g. ``sample(1)``), breaking bit-identical round trips.
-    """
-    with torch.no_grad():
-        for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
-                tensor.data = tensor.data.clone()
-
-
-def _describe_keys(keys: list) -> str:
-    shown = [f"{k[0]} (file {tuple(k[1])}, model {tuple(k[2])})" if isinstance(k, tuple) else str(k)
-             for k in sorted(keys, key=str)[:10]]
-    more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
-    return ", ".join(shown) + more
-
-
-def _load_config(cls: type[ConfigMixin], source: str | os.PathLike, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``cls.load_config`` letting huggingface_hub's own errors through (repo not found or not accessible: private
-    repo without the right token; unknown revision), which diffusers would replace by an OSError that names
-    huggingface.co whatever the endpoint. Both are OSErrors."""
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    check_model_source(source)
-    try:
-        return cls.load_config(source, **{k: kwargs[k] for k in _CONFIG_DOWNLOAD_KWARGS if k in kwargs})
-    except OSError as err:
-        if isinstance(err.__context__, RepositoryNotFoundError | RevisionNotFoundError):
-            raise err.__context__ from None
-        raise explain_unreachable(err, source) from err
-
-
-def _refuse_pickle_only(source: str, subfolder: str | None) -> None:
-    folder = Path(source) / (subfolder or "")
-    if not folder.is_dir() or any(folder.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise CheckpointError(
-            f"{folder} holds only pickle checkpoints ({', '.join(pickles)}) and no safetensors weights. "
-            "vaegan never unpickles files (a pickle can run arbitrary code). Convert the weights to "
-            "safetensors with a tool you trust, or save the model again with save_pretrained."
-        )
-
-
-def _explain_load_error(err: Exception, source: str) -> Exception:
-    message = str(err)
-    if isinstance(err, CheckpointError | ConfigError):
-        return err
-    if SAFETENSORS_WEIGHTS_NAME in message and ("no file named" in message or "does not appear" in message):
-        return CheckpointError(
-            f"{source} has no {SAFETENSORS_WEIGHTS_NAME}. vaegan loads safetensors weights only and never "
-            f"unpickles *.bin/*.pt/*.pkl files. Save the model with save_pretrained (or push_to_hub) first.\n{err}"
-        )
-    if "Unable to load weights" in message or "Error while deserializing" in message:
-        return CheckpointError(
-            f"The safetensors weights of {source} are corrupt or truncated ({err}). Save the model again, or "
-            "download it again with force_download=True."
-        )
-    shape = re.search(r"because (\S+) expected shape (.+?), but got (.+?)\.(?:\s|$)", message)
-    if shape:
-        key, expected, found = shape.groups()
-        return WeightsMismatchError(
-            f"The weights of {source} do not match its config.json: tensor {key} has shape {found} in the "
-            f"file but the model built from config.json expects {expected}. Save the model again with "
-            "save_pretrained, or fix config.json."
-        )
-    return err
-
-
-def _publish(staging: Path, target: Path) -> None:
-    """Move a complete staged save into ``target``: weights first, config last."""
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    produced = {p.name for p in staging.iterdir()}
-    for stale in [path for pattern in SAVE_SPECIFIC_PATTERNS for path in target.glob(pattern)]:
-        if stale.name not in produced:
-            stale.unlink()
-    order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))
-    for name in order:
-        os.replace(staging / name, target / name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -10,7 +10,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
 from . import conditioning
-from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, mixture_prior, reconstruction_loss
+from .autoencoder import RECONSTRUCTION_LOSSES, Autoencoder, reconstruction_loss
 from .outputs import latent_gaussian_class
 from .validation import check_choice, check_float, check_int
 
@@ -37,7 +37,7 @@ class VAE(Autoencoder):
 
     ``prior="standard"`` samples from ``N(0, I)``; ``prior="gmm"`` fits a mixture of ``prior_components``
     full-covariance Gaussians to the training latents after training (ex-post density estimation, Ghosh et
-    al., 2020; :mod:`vaegan.models.priors`) and samples from it, covering the codes the encoder actually
+    al., 2020; :mod:`vaegan.priors`) and samples from it, covering the codes the encoder actually
     uses instead of the whole of ``N(0, I)``. Training is the same for both.
 
     With ``num_classes`` set it is a conditional VAE (Sohn et al. 2015): the label enters encoder and decoder, so
@@ -83,8 +83,7 @@ class VAE(Autoencoder):
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=2 * latent_dim,
             num_classes=num_classes, class_names=class_names,
         )
-        if prior == "gmm":
-            self.latent_prior = mixture_prior(latent_dim, prior_components)
+        self._init_prior(prior, latent_dim, prior_components)
 
     def encode(self, images: torch.Tensor, return_dict: bool = True,
                class_labels: conditioning.ClassLabels | None = None) -> AutoencoderKLOutput | tuple:
@@ -122,27 +121,7 @@ class VAE(Autoencoder):
         return {"loss": recon + self.kl_weight(step) * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
 
     # ------------------------------------------------------------------ the ex-post prior (prior="gmm")
-    @property
-    def can_sample(self) -> bool:
-        return self.config.prior == "standard" or self.latent_prior.is_fitted
-
-    @torch.no_grad()
-    def fit_prior(self, latents: torch.Tensor) -> None:
-        """Fit the ``prior="gmm"`` mixture to ``latents`` ``(N, latent_dim)`` (the training set's posterior means)."""
-        if self.config.prior != "gmm":
-            raise ValueError("fit_prior needs a VAE with prior='gmm'; this one samples from its standard-normal prior.")
-        self.latent_prior.fit(latents)
-
-    def on_train_end(self, batches: Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        if self.config.prior == "gmm":
-            self.fit_prior(self.training_latents(batches))
-
-    def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
-                      temperature: float = 1.0) -> torch.Tensor:
-        if self.config.prior == "standard":
-            return super().prior_latents(num_samples, generator, temperature)
-        if not self.latent_prior.is_fitted:
-            raise RuntimeError("This VAE's Gaussian-mixture prior is not fitted yet, so it cannot sample. Call "
-                               "vae.fit_prior(latents) with the latents of its training images (vaegan's trainer "
-                               "does this at the end of training), or use prior='standard'.")
-        return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)
+    def unfitted_prior_message(self) -> str:
+        return ("This VAE's Gaussian-mixture prior is not fitted yet, so it cannot sample. Call "
+                "vae.fit_prior(latents) with the latents of its training images (vaegan's trainer does this at "
+                "the end of training), or use prior='standard'.")

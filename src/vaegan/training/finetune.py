@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
+from ..cards import TRAINING_CONFIG_NAME
 from ..errors import ConfigError
-from ..models.base import TRAINING_CONFIG_NAME
 from .bundled import bundled_configs
 from .config import TrainingConfig, apply_override, config_from_dict
 
@@ -43,10 +43,11 @@ def is_model_reference(reference: str) -> bool:
 def _model_config(reference: str) -> dict[str, Any]:
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    from ..models.base import GenerativeModel, _load_config
+    from ..models.base import GenerativeModel
+    from ..models.serialization import load_config
 
     try:
-        config = _load_config(GenerativeModel, reference, {})
+        config = load_config(GenerativeModel, reference, {})
     except RepositoryNotFoundError as err:
         raise ConfigError(f"{reference} is not a YAML file, a bundled config (vaegan configs lists them), a model "
                           f"folder or an accessible Hub model repo ({type(err).__name__}).") from err

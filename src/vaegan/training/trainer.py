@@ -486,7 +486,7 @@ class Trainer:
                 items = [self.heldout_set[i] for i in range(min(n, len(self.heldout_set)))]
                 originals = torch.stack([image for image, _ in items]).to(model.device)
                 labels = torch.tensor([label for _, label in items], device=model.device) if self.conditional else None
-                images = model._decode(model.encode_images(originals, **_labels_kwarg(labels)), labels)
+                images = model.reconstruct(originals, class_labels=labels)
             else:
                 return
         path = self.output_dir / "samples" / f"{name}.png"
