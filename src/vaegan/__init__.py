@@ -4,7 +4,7 @@ import sys
 from typing import Any
 
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
-from .models import AE, GAN, VAE, AutoModel, GenerativeModel, available_models, register_model
+from .models import AE, GAN, VAE, AutoModel, GenerativeModel, PixelCNN, available_models, register_model
 from .models.registry import PluginError, reload_plugins
 
 __version__ = "0.1.0"
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _PIPELINES = ("AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline")
 
 __all__ = ["AE", "GAN", "VAE", "AEPipeline", "AutoModel", "CheckpointError", "ConfigError", "GANPipeline",
-           "GenerativeModel", "GenerativePipeline", "PluginError", "VAEPipeline", "VaeganError",
+           "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VAEPipeline", "VaeganError",
            "WeightsMismatchError", "available_models", "register_model", "reload_plugins"]
 
 

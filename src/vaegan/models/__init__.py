@@ -4,11 +4,12 @@ from .ae import AE
 from .auto import AutoModel
 from .base import CAPABILITIES, GenerativeModel
 from .gan import GAN
+from .pixelcnn import PixelCNN
 from .registry import available_models, get_model_class, register_model
 from .vae import VAE
 
-for _cls in (AE, VAE, GAN):
+for _cls in (AE, VAE, GAN, PixelCNN):
     register_model(_cls)
 
-__all__ = ["AE", "CAPABILITIES", "GAN", "VAE", "AutoModel", "GenerativeModel", "available_models",
+__all__ = ["AE", "CAPABILITIES", "GAN", "VAE", "PixelCNN", "AutoModel", "GenerativeModel", "available_models",
            "get_model_class", "register_model"]
