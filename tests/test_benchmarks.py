@@ -42,3 +42,13 @@ def test_ablation_benchmark_compares_ema_and_priors(tmp_path):
     rows = [line for line in out.splitlines() if line.startswith("| mnist")]
     assert [row.split(" | ")[1] for row in rows] == ["EMA generator", "last-step generator", "prior: standard",
                                                     "prior: gmm (refitted)"]
+
+
+def test_pixelcnn_sampling_benchmark_compares_cached_and_textbook_samplers(tmp_path):
+    from vaegan import PixelCNN
+
+    PixelCNN(image_size=6, channels=8, num_layers=2, head_channels=8).save_pretrained(tmp_path / "pc", model_card=False)
+    out = _run("benchmarks/pixelcnn_sampling.py", "--model", str(tmp_path / "pc"), "--batch-sizes", "2,8",
+               "--full-textbook-up-to", "2", "--textbook-passes", "3")
+    assert re.search(r"\| 2 \| textbook \| [\d.]+ \| [\d.]+ \| True \|", out)
+    assert "extrapolated from 3 passes" in out and re.search(r"speed-up at batch 8: [\d.]+x", out)
