@@ -651,6 +651,7 @@ def load_image_dataset(
     crop: str = "center",
     hflip: bool = False,
     on_bad_image: str | BadImages = "error",
+    binarize: str = "none",
 ) -> Dataset:
     """Load an image dataset whose items are ``(image, label)``.
 
@@ -672,6 +673,9 @@ def load_image_dataset(
         hflip: flip each image horizontally with probability 1/2 (data augmentation for faces and objects).
         on_bad_image: ``"error"`` (a file that cannot be read raises, naming it) or ``"skip"`` (the next image
             takes its place; see :class:`vaegan.imageprep.BadImages`, which can also be passed).
+        binarize: ``"none"``, ``"dynamic"`` (each pixel is 1 with its grey level as probability, drawn afresh each
+            time an image is read: the usual set-up for binarized MNIST) or ``"static"`` (one fixed draw per image
+            from ``seed``); see :class:`BinarizedImages`.
 
     Returns:
         A map-style ``torch.utils.data.Dataset``; ``image`` is float32 ``(channels, image_size, image_size)``
@@ -693,12 +697,65 @@ def load_image_dataset(
     bad_images = on_bad_image if isinstance(on_bad_image, BadImages) else BadImages(on_bad_image)
     prep = {"crop": crop, "hflip": bool(hflip), "bad_images": bad_images}
 
+    if binarize not in BINARIZE_MODES:
+        raise ConfigError(f"binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}.")
+
     kind, arg = _parse_source(source)
     if kind == "mnist-5k":
-        return _load_mnist5k(source, split, channels, image_size, holdout_fraction, seed, limit, **prep)
-    if kind == "imagefolder":
-        return _load_imagefolder(source, arg, split, channels, image_size, holdout_fraction, seed, limit, **prep)
-    if kind == "hf":
-        return _load_hf(source, arg, split, channels, image_size, image_column, label_column,
-                        holdout_fraction, seed, limit, cache_dir, **prep)
-    return _load_torchvision(source, arg, split, channels, image_size, limit, cache_dir, **prep)
+        dataset = _load_mnist5k(source, split, channels, image_size, holdout_fraction, seed, limit, **prep)
+    elif kind == "imagefolder":
+        dataset = _load_imagefolder(source, arg, split, channels, image_size, holdout_fraction, seed, limit, **prep)
+    elif kind == "hf":
+        dataset = _load_hf(source, arg, split, channels, image_size, image_column, label_column,
+                           holdout_fraction, seed, limit, cache_dir, **prep)
+    else:
+        dataset = _load_torchvision(source, arg, split, channels, image_size, limit, cache_dir, **prep)
+    return dataset if binarize == "none" else BinarizedImages(dataset, binarize, seed)
+
+
+# ---------------------------------------------------------------------------------------------------- binarization
+BINARIZE_MODES = ("none", "dynamic", "static")
+#: Held-out images for likelihoods are binarized once with this seed, so every model is measured on the same bits.
+HELDOUT_BINARIZE_SEED = 0
+
+
+def binarize_images(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each pixel 1 with its grey level (in [0, 1]) as probability, else 0 (a draw from ``generator``)."""
+    draw = torch.rand(images.shape, generator=generator, device=generator.device if generator else images.device)
+    return (draw.to(images.device) < images).to(images.dtype)
+
+
+def binarize_heldout(images: torch.Tensor) -> torch.Tensor:
+    """The one binarization of held-out images every likelihood is measured on (seed ``HELDOUT_BINARIZE_SEED``)."""
+    return binarize_images(images, torch.Generator().manual_seed(HELDOUT_BINARIZE_SEED))
+
+
+class BinarizedImages(Dataset):
+    """``(image, label)`` items of ``dataset`` with binarized images.
+
+    ``dynamic``: a fresh draw each time an item is read (the global torch RNG, which the trainer seeds and
+    checkpoints); ``static``: one fixed draw per item, from ``seed`` and the item's index.
+    """
+
+    def __init__(self, dataset: Dataset, mode: str, seed: int = 0) -> None:
+        if mode not in ("dynamic", "static"):
+            raise ConfigError(f"binarize must be 'dynamic' or 'static' here, got {mode!r}.")
+        self.dataset, self.mode, self.seed = dataset, mode, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # classes, source, ... of the wrapped dataset
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.dataset[index]
+        generator = None
+        if self.mode == "static":
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + (index % len(self)))
+        return binarize_images(image, generator), label
+
+    def __repr__(self) -> str:
+        return f"BinarizedImages({self.dataset!r}, mode={self.mode!r})"
