@@ -23,6 +23,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from hub_server import hub, hub_server  # noqa: E402, F401
+from latent_free import PixelTable  # noqa: E402
 
 import vaegan  # noqa: E402
 
@@ -689,4 +690,123 @@ def test_conditional_models_and_real_evaluation_results(tmp_path):
     grid = pixels(sampler.sample("cgan", 10, 0, 1.0, "all"))  # one latent in every class: a row of ten
     assert grid.shape[1] > 5 * grid.shape[0]
     with pytest.raises(gr.Error, match="class-conditional"):
-        app.registry.unconditional_model("cgan", "Interpolate")
+        app.interpolate.served("cgan")
+
+
+# ------------------------------------------------------------------------------------------------ any family
+
+
+def component(config: dict, elem_id: str) -> dict:
+    found = [c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id]
+    assert len(found) == 1, elem_id
+    return found[0]["props"]
+
+
+def offered(config: dict, tab: str) -> list[str]:
+    """The model names a tab's dropdown offers."""
+    return [value for _, value in component(config, f"{tab}-model")["choices"]]
+
+
+def test_a_latent_free_family_is_served_beside_a_vae_and_a_gan(tmp_path):
+    """A third-party family with only compute_loss, sample and log_likelihood (no latent_dim, no encoder), loaded
+    from its folder: the app starts with it first, its Sample tab serves it (``model.sample`` with the request's
+    seed), and the tabs that need a latent space or an encoder do not offer it and say why."""
+    vaegan.register_model(PixelTable)
+    torch.manual_seed(0)
+    pix = PixelTable()
+    with torch.no_grad():
+        pix.logits.normal_(0.0, 2.0)
+    pix.save_pretrained(tmp_path / "pix")
+    models = tiny_models()
+    demo = layout.build_demo({**registry.load_models([str(tmp_path / "pix")]), "vae": models["vae"],
+                              "gan": models["gan"]}, heldout=None)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        config = page_config(demo)
+        grid = pixels(client.predict("pix", 6, 3, 1.0, api_name="/sample"))
+        again = pixels(client.predict("pix", 6, 3, 1.0, api_name="/sample"))
+        first = fetch(demo, component_value(config, "sample-output"), tmp_path, "first.png")
+        default = pixels(client.predict("pix", 16, 0, 1.0, api_name="/sample"))
+        refusals = {}
+        for api_name, kwargs in [("/interpolate", {"model": "pix", "endpoints": "seeds", "seed_a": 0, "seed_b": 1,
+                                                   "digit_a": "3", "digit_b": "8", "example": 0, "image_a": None,
+                                                   "image_b": None, "sketch_a": None, "sketch_b": None,
+                                                   "steps": 4, "mode": "slerp"}),
+                                 ("/latent_map", {"model": "pix"}),
+                                 ("/decode_point", {"model": "pix", "z1": 0.0, "z2": 0.0}),
+                                 ("/reconstruct", {"model": "pix", "image": None, "sketch": None})]:
+            with pytest.raises(AppError) as caught:
+                client.predict(**kwargs, api_name=api_name)
+            refusals[api_name] = str(caught.value)
+    finally:
+        demo.close()
+    loaded = demo.vaegan_app.registry.model("pix")
+    assert isinstance(loaded, PixelTable) and loaded.latent_dim is None and not loaded.has_latent_space
+    expected = sample_grid_pixels(loaded.sample(6, generator=torch.Generator().manual_seed(3)))
+    np.testing.assert_array_equal(grid, expected)
+    np.testing.assert_array_equal(grid, again)
+    np.testing.assert_array_equal(first, default)  # the page opens with the latent-free model's samples
+    assert component(config, "sample-model")["choices"][0] == ["pix (PixelTable, 28x28x1)", "pix"]
+    assert offered(config, "sample") == ["pix", "vae", "gan"]
+    assert offered(config, "interpolate") == ["vae", "gan"]
+    assert offered(config, "explore") == offered(config, "reconstruct") == ["vae"]
+    no_latents = "pix is a PixelTable, which has no latent space"
+    assert no_latents + ", so it cannot interpolate" in component(config, "interpolate-not-here")["value"]
+    assert no_latents + ", so it cannot show a latent plane" in component(config, "explore-not-here")["value"]
+    assert "The latent space of gan has 8 dimensions" in component(config, "explore-not-here")["value"]
+    not_here = component(config, "reconstruct-not-here")["value"]
+    assert "pix is a PixelTable, which has no encoder, so it cannot reconstruct" in not_here
+    assert "gan is a GAN, which has no encoder" in not_here
+    assert no_latents + ", so it cannot interpolate" in refusals["/interpolate"]
+    assert no_latents + ", so it cannot show a latent plane" in refusals["/latent_map"]
+    assert no_latents in refusals["/decode_point"]
+    assert "pix is a PixelTable, which has no encoder" in refusals["/reconstruct"]
+    assert not any("Traceback" in message for message in refusals.values())
+
+
+def sample_grid_pixels(images: torch.Tensor) -> np.ndarray:
+    return pixels(outputs.InlinePNG(outputs.encode_png(outputs.sample_grid(images.float())), "grid.png"))
+
+
+def test_only_latent_free_models_class_grid_and_tabs_that_cannot_serve(tmp_path):
+    """Only latent-free models (one class-conditional): the app starts; the tabs no model can serve say so in one
+    line and say why for each model, with no endpoint; the class grid draws each column in its own class."""
+    conditional = PixelTable(num_classes=3)
+    with torch.no_grad():
+        conditional.logits.copy_(torch.tensor([-30.0, 30.0, 0.0]).view(3, 1, 1, 1).expand_as(conditional.logits))
+    demo = layout.build_demo({"pix": PixelTable(), "cpix": conditional}, heldout=None)
+    app = demo.vaegan_app
+    shown = {b.elem_id: b.value for b in demo.blocks.values() if isinstance(getattr(b, "elem_id", None), str)}
+    assert shown["interpolate-unavailable"] == "None of the loaded models can interpolate."
+    assert shown["explore-unavailable"].startswith("None of the loaded models has a 2-D latent space")
+    assert shown["reconstruct-unavailable"] == "None of the loaded models can reconstruct images."
+    assert "cpix is a PixelTable, which has no encoder" in shown["reconstruct-not-here"]
+    assert "sample-unavailable" not in shown and "sample-not-here" not in shown
+    assert {"interpolate-model", "explore-model", "reconstruct-model"}.isdisjoint(shown)
+    grid = pixels(app.sample.sample("cpix", 6, 0, 1.0, "all"))  # 3 classes: 3 columns, 2 rows
+    assert grid.shape[1] > grid.shape[0]
+    thirds = np.array_split(grid[grid.shape[0] // 8: -grid.shape[0] // 8], 3, axis=1)  # columns, padding aside
+    black, white = (float(np.median(column)) for column in thirds[:2])
+    assert black == 0 and white == 255
+    np.testing.assert_array_equal(grid, pixels(app.sample.sample("cpix", 6, 0, 1.0, "all")))
+    sevens = pixels(app.sample.sample("cpix", 4, 0, 1.0, "1"))
+    assert float(np.median(sevens)) == 255
+
+
+def test_model_labels_show_latents_only_when_there_are_some():
+    models = tiny_models()
+    assert registry.describe("vae", models["vae"]) == "vae (VAE, 2-D latent, 28x28x1)"
+    assert registry.describe("gan", models["gan"]) == "gan (GAN, 8-D latent, 28x28x1)"
+    assert registry.describe("pix", PixelTable(image_size=8)) == "pix (PixelTable, 8x8x1)"
+    assert registry.describe("c", PixelTable(num_classes=2)) == "c (PixelTable, 28x28x1, class-conditional)"
+
+
+def test_tabs_declare_the_capability_they_need():
+    """One table of tabs; each names a capability the models declare (or None: sampling, required of all)."""
+    from vaegan.models.base import CAPABILITIES
+
+    needs = {tab.tab_id: tab.needs for tab in layout.TABS}
+    assert needs == {"sample": None, "interpolate": "latent_space", "explore": "latent_space",
+                     "reconstruct": "reconstruction"}
+    assert all(need is None or need in CAPABILITIES for need in needs.values())

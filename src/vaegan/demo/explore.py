@@ -1,6 +1,6 @@
-"""The Explore tab (models with a 2-D latent): the held-out digits' latent codes as a scatter coloured by digit,
-a click or the sliders decode a point, and the decoded manifold over the plotted range. The scatter and the
-manifold of each model are computed once and cached; the first model's are part of the page."""
+"""The Explore tab (unconditional models with a flat 2-D latent): the held-out digits' latent codes as a scatter
+coloured by digit, a click or the sliders decode a point, and the decoded manifold over the plotted range. The
+scatter and the manifold of each model are computed once and cached; the first model's are part of the page."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import LATENT_LIMIT, MANIFOLD_SIZE
 from .outputs import InlinePNG, display_scale, encode_png, enlarged, inline_image
+from .tabs import DemoTab
 
 Range = tuple[tuple[float, float], tuple[float, float]]
 
@@ -59,15 +60,31 @@ class PlaneView:
         return picture
 
 
-class ExploreTab:
+class ExploreTab(DemoTab):
+    """The latent plane of models whose latent is a flat 2-D vector."""
+
+    title, tab_id, purpose = "Explore", "explore", "show a latent plane"
+    needs = "latent_space"
+    unavailable = ("None of the loaded models has a 2-D latent space, so there is no plane to explore. Load e.g. "
+                   "`vaegan/mnist-vae`.")
+
     def __init__(self, ctx: DemoContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self._latents: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._planes: dict[str, PlaneView] = {}
         self._manifolds: dict[str, Image.Image] = {}
         self._ranges: dict[str, Range] = {}
         self._pngs: dict[tuple[str, str], bytes] = {}
         self._lock = threading.RLock()  # one computation per model; concurrent requests wait for it
+
+    def why_not(self, name: str, model: GenerativeModel) -> str | None:
+        reason = super().why_not(name, model)
+        if reason is None and model.latent_shape != (2,):
+            shape = model.latent_shape
+            size = (f"has {shape[0]} dimensions" if shape and len(shape) == 1 else
+                    f"has latents of shape {tuple(shape)}" if shape else "is not a flat vector")
+            reason = f"The latent space of {name} {size}; the latent plane needs a model with a 2-D latent space."
+        return reason
 
     # ------------------------------------------------------------------ cached per model
     def heldout_latents(self, name: str, net: GenerativeModel) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -81,14 +98,14 @@ class ExploreTab:
                 except ValueError:
                     return None
                 with torch.inference_mode():
-                    z = torch.cat([net.encode_images(chunk.to(net.device, net.dtype)).float().cpu()
+                    z = torch.cat([net.encode_images(chunk.to(net.device, net.dtype), class_labels=None).float().cpu()
                                    for chunk in images.split(256)])
                 self._latents[name] = (z, labels)
             return self._latents[name]
 
     def plane_range(self, name: str) -> Range:
         """The part of the latent plane shown: the prior's +-3 sd and the held-out latents' 0.5-99.5 percentiles."""
-        net = self.ctx.registry.plane_model(name)
+        net = self.served(name)
         with self._lock:
             if name not in self._ranges:
                 self._ranges[name] = self._range(name, net)
@@ -112,7 +129,7 @@ class ExploreTab:
         return (low[0], high[0]), (low[1], high[1])
 
     def plane(self, name: str) -> PlaneView:
-        net = self.ctx.registry.plane_model(name)
+        net = self.served(name)
         with self._lock:
             if name not in self._planes:
                 xlim, ylim = self.plane_range(name)
@@ -120,7 +137,7 @@ class ExploreTab:
             return self._planes[name]
 
     def manifold(self, name: str) -> Image.Image:
-        net = self.ctx.registry.plane_model(name)
+        net = self.served(name)
         with self._lock:
             if name not in self._manifolds:
                 (x0, x1), (y0, y1) = self.plane_range(name)
@@ -129,7 +146,7 @@ class ExploreTab:
                 grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
                 latents = torch.stack([grid_x.flatten(), grid_y.flatten()], 1).to(net.device, net.dtype)
                 with torch.inference_mode():
-                    images = net.decode_latents(latents).float().cpu()
+                    images = net.decode_latents(latents, class_labels=None).float().cpu()
                 self._manifolds[name] = make_grid(images, nrow=MANIFOLD_SIZE, padding=0, scale=display_scale(
                     MANIFOLD_SIZE * images.shape[-1], target=440, limit=900))
             return self._manifolds[name]
@@ -157,11 +174,12 @@ class ExploreTab:
         return self.ctx.files.png(decoded, "decoded"), self.ctx.files.png(marked, "latent-plane")
 
     def _decode(self, model: str, z1: Any, z2: Any) -> tuple[Image.Image, Image.Image]:
-        net = self.ctx.registry.plane_model(model)
+        net = self.served(model)
         z1 = check_number("z1", z1, -LATENT_LIMIT, LATENT_LIMIT)
         z2 = check_number("z2", z2, -LATENT_LIMIT, LATENT_LIMIT)
         with torch.inference_mode():
-            image = net.decode_latents(torch.tensor([[z1, z2]], device=net.device, dtype=net.dtype)).float().cpu()
+            latent = torch.tensor([[z1, z2]], device=net.device, dtype=net.dtype)
+            image = net.decode_latents(latent, class_labels=None).float().cpu()
         return enlarged(image, 224), self.plane(model).marked(z1, z2)
 
     @user_errors
@@ -185,10 +203,6 @@ class ExploreTab:
     # ------------------------------------------------------------------ page
     def build(self, planes: list[tuple[str, str]], demo: gr.Blocks) -> None:
         ctx = self.ctx
-        if not planes:
-            gr.Markdown("None of the loaded models has a 2-D latent space, so there is no plane to explore. Load "
-                        "e.g. `vaegan/mnist-vae`.")
-            return
         first = planes[0][1]
         # The sliders' own bounds (used by API calls) cover every 2-D model; the page narrows them to the chosen
         # model's range when it loads and when the model changes.
@@ -199,7 +213,8 @@ class ExploreTab:
                     "sliders to decode a point; the grid on the right decodes the whole plane, as in the textbook "
                     "figures.")
         with gr.Row():
-            model = gr.Dropdown(planes, value=first, label="Model (2-D latent)", allow_custom_value=True, scale=2)
+            model = gr.Dropdown(planes, value=first, label="Model (2-D latent)", allow_custom_value=True, scale=2,
+                                elem_id="explore-model")
             z1 = capped(gr.Slider(round(x0, 3), round(x1, 3), value=round((x0 + x1) / 2, 3), step=0.001,
                                   label="z1", scale=2))
             z2 = capped(gr.Slider(round(y0, 3), round(y1, 3), value=round((y0 + y1) / 2, 3), step=0.001,

@@ -1,5 +1,6 @@
-"""The Interpolate tab: images along a latent path (slerp or lerp) between two seeds (any model) or, for an AE or
-VAE, between two held-out digits or two uploaded or drawn images; a strip and an animated GIF."""
+"""The Interpolate tab (models with a latent space): images along a latent path (slerp or lerp) between two seeds
+or, for a model with an encoder, between two held-out digits or two uploaded or drawn images; a strip and an
+animated GIF."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from .context import DemoContext
 from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
 from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
 from .outputs import GRID_PAD_VALUE, InlinePNG, display_scale, encode_png, inline_image
-from .registry import unconditional
+from .tabs import DemoTab, lacking
 
 SEEDS_INSTEAD = ", or interpolate between two seeds"
 
 
-class InterpolateTab:
+class InterpolateTab(DemoTab):
     """Interpolation requests; recent results between seeds or held-out digits are kept (identical requests cost
     one render)."""
 
+    title, tab_id, purpose = "Interpolate", "interpolate", "interpolate"
+    needs = "latent_space"
+
     def __init__(self, ctx: DemoContext, cache_size: int = 64):
-        self.ctx = ctx
+        super().__init__(ctx)
         self._cached = functools.lru_cache(maxsize=cache_size)(self._render_known)
 
     @user_errors
@@ -35,7 +39,7 @@ class InterpolateTab:
                     mode: str) -> tuple[InlinePNG | str, str, str]:
         """The strip (a PNG result), the GIF and the GIF again (for the download box) as paths of fresh files."""
         registry = self.ctx.registry
-        net = registry.unconditional_model(model, "Interpolate")
+        net = self.served(model)
         steps = check_number("Steps", steps, MIN_STEPS, MAX_STEPS, integer=True)
         if mode not in ("slerp", "lerp"):
             raise gr.Error(f"Interpolation mode must be 'slerp' or 'lerp', got {mode!r}.")
@@ -46,12 +50,12 @@ class InterpolateTab:
                                            "instead.")
             strip, gif = self._cached(model, "seeds", seed_a, seed_b, 0, steps, mode)
         elif endpoints == "digits":
-            registry.encoder_model(model, "interpolate between digits", SEEDS_INSTEAD)
+            self.require_encoder(model, net, "interpolate between digits")
             example = check_number("Example", example, 0, MAX_EXAMPLE, integer=True)
             strip, gif = self._cached(model, "digits", self._digit(digit_a, "Digit A"),
                                       self._digit(digit_b, "Digit B"), example, steps, mode)
         elif endpoints == "images":
-            net = registry.encoder_model(model, "interpolate between images", SEEDS_INSTEAD)
+            self.require_encoder(model, net, "interpolate between images")
             start = model_input(image_a, sketch_a, net.image_shape, "image A")
             end = model_input(image_b, sketch_b, net.image_shape, "image B")
             strip, gif = self._render(net, start, end, steps, mode)
@@ -61,9 +65,16 @@ class InterpolateTab:
         gif_path = files.write_bytes(gif, "interpolation.gif")
         return files.png_bytes(strip, "interpolation.png"), gif_path, gif_path
 
+    @staticmethod
+    def require_encoder(name: str, net: GenerativeModel, use: str) -> None:
+        """A ``gr.Error`` when ``net`` has no encoder to ``use`` (image end points)."""
+        reason = lacking(name, net, "encoder", use, SEEDS_INSTEAD)
+        if reason is not None:
+            raise gr.Error(reason)
+
     def _render_known(self, model: str, endpoints: str, a: int, b: int, example: int, steps: int, mode: str,
                       ) -> tuple[bytes, bytes]:
-        net = self.ctx.registry.unconditional_model(model, "Interpolate")
+        net = self.served(model)
         if endpoints == "seeds":
             with torch.inference_mode():
                 start = net.prior_latents(1, generator=torch.Generator(device=net.device).manual_seed(a))[0]
@@ -102,17 +113,14 @@ class InterpolateTab:
             raise gr.Error(f"The held-out data has no digit {digit}.")
         return images[int(matches[example % len(matches)])]
 
-    def build(self) -> None:
+    def build(self, choices: list[tuple[str, str]], demo: gr.Blocks | None = None) -> None:
         ctx = self.ctx
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                choices = ctx.registry.choices(unconditional)
-                if not choices:
-                    gr.Markdown("All the loaded models are class-conditional; sample them in the Sample tab.")
-                    return
-                model = gr.Dropdown(choices, value=choices[0][1], label="Model", allow_custom_value=True)
-                kind = gr.Radio([("Two seeds", "seeds"), ("Two held-out digits (AE/VAE)", "digits"),
-                                 ("Two images: upload or draw (AE/VAE)", "images")], value="seeds",
+                model = gr.Dropdown(choices, value=choices[0][1], label="Model", allow_custom_value=True,
+                                    elem_id="interpolate-model")
+                kind = gr.Radio([("Two seeds", "seeds"), ("Two held-out digits (models with an encoder)", "digits"),
+                                 ("Two images: upload or draw (models with an encoder)", "images")], value="seeds",
                                 label="Interpolate between")
                 with gr.Row(visible=True) as seeds_row:
                     seed_a = capped(gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed A"))

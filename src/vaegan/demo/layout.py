@@ -1,4 +1,5 @@
-"""The page: the four tabs in one ``gr.Blocks``, its queue, and the entry point of ``vaegan demo`` and the Space."""
+"""The page: the tabs of :data:`TABS` in one ``gr.Blocks``, its queue, and the entry point of ``vaegan demo`` and
+the Space."""
 
 from __future__ import annotations
 
@@ -19,37 +20,48 @@ from .interpolate import InterpolateTab
 from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE, MAX_IMAGES, MAX_STEPS
 from .options import HELDOUT_SOURCE, model_specs, parse_args, specs_of
 from .reconstruct import ReconstructTab
-from .registry import DemoModel, Registry, load_models, unconditional
+from .registry import DemoModel, Registry, load_models
 from .sample import SampleTab
+from .tabs import DemoTab
 
 CSS = """
 .pixelated img { image-rendering: pixelated; object-fit: contain !important; }
 """
 TITLE = "vaegan: AE, VAE and GAN explorer"
+#: The tabs of the page, in order; each says which models it serves (:class:`~vaegan.demo.tabs.DemoTab`).
+TABS: tuple[type[DemoTab], ...] = (SampleTab, InterpolateTab, ExploreTab, ReconstructTab)
 ANALYTICS_EVERY_ENV, ANALYTICS_EVERY = "GRADIO_ANALYTICS_CACHE_FREQUENCY", 1000
 
 
 class DemoApp:
-    """Everything the endpoints compute, one object per tab, independent of the page (tests call it directly)."""
+    """Everything the endpoints compute, one object per tab, independent of the page (tests call it directly).
+
+    ``tabs`` holds the tab objects by ``tab_id``; each is also an attribute (``app.sample``, ``app.explore`` ...).
+    """
 
     def __init__(self, models: Mapping[str, GenerativeModel | DemoModel], heldout: Any = HELDOUT_SOURCE, *,
-                 concurrency_limit: int = DEFAULT_CONCURRENCY):
+                 concurrency_limit: int = DEFAULT_CONCURRENCY, tabs: Sequence[type[DemoTab]] = TABS):
         self.ctx = DemoContext(Registry(models), heldout if isinstance(heldout, HeldOut) else HeldOut(heldout),
                                concurrency_limit=concurrency_limit)
         self.registry = self.ctx.registry
-        self.sample = SampleTab(self.ctx)
-        self.interpolate = InterpolateTab(self.ctx)
-        self.explore = ExploreTab(self.ctx)
-        self.reconstruct = ReconstructTab(self.ctx)
+        self.tabs: dict[str, DemoTab] = {tab.tab_id: tab(self.ctx) for tab in tabs}
+
+    def __getattr__(self, name: str) -> Any:
+        tabs = self.__dict__.get("tabs", {})
+        if name in tabs:
+            return tabs[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def prepare(self) -> None:
         """Ready the models for serving (the registry has already made them channels-last, in evaluation mode):
-        one small forward pass each, so the first visitor does not pay for lazy initialisation."""
+        one small sample of each model that can sample, so the first visitor does not pay for lazy
+        initialisation."""
         for entry in self.registry.entries.values():
             net = entry.model
-            if unconditional(net):
+            if net.can_sample:
                 with torch.inference_mode():
-                    net.decode_latents(torch.zeros(2, net.latent_dim, device=net.device, dtype=net.dtype))
+                    net.sample(1, generator=torch.Generator(device=net.device).manual_seed(0),
+                               class_labels=None if net.num_classes is None else 0)
 
 
 def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any = HELDOUT_SOURCE, *,
@@ -60,26 +72,21 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     ``heldout`` is a ``vaegan.data`` source string (default ``"mnist-5k"``, test split), a dataset of
     ``(image [0,1] CHW, label)`` items, or None (no held-out digits). Model calls share one pool of
     ``concurrency_limit`` workers; at most ``max_queue`` requests wait. Public API endpoints: ``/sample``,
-    ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct``. ``demo.vaegan_app`` is the
+    ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct`` (a tab that none of the models can
+    serve shows why instead, and has no endpoint). Any mix of families works: each tab offers the models that
+    can serve it and says why for the others. ``demo.vaegan_app`` is the
     :class:`DemoApp`. The models are put in evaluation mode and channels-last memory format in place.
     """
     app = DemoApp(models, heldout, concurrency_limit=concurrency_limit)
     app.prepare()
-    registry = app.registry
-    first = registry.names[0]
     with gr.Blocks(title=title, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# {title}\nGenerative models made with [vaegan](https://github.com/vaegan/vaegan): "
                     "sample them, walk between two points of their latent space, explore a 2-D latent plane, "
                     "and reconstruct your own digits.")
         with gr.Tabs():
-            with gr.Tab("Sample", id="sample"):
-                app.sample.build(first)
-            with gr.Tab("Interpolate", id="interpolate"):
-                app.interpolate.build()
-            with gr.Tab("Explore", id="explore"):
-                app.explore.build(registry.choices(lambda m: m.latent_dim == 2 and unconditional(m)), demo)
-            with gr.Tab("Reconstruct", id="reconstruct"):
-                app.reconstruct.build(registry.choices(lambda m: m.has_encoder and unconditional(m)))
+            for tab in app.tabs.values():
+                with gr.Tab(tab.title, id=tab.tab_id):
+                    tab.page(demo)
         gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps; "
                     f"{concurrency_limit} model call(s) run at once and up to {max_queue} wait in the queue.")
     # After every event gradio rebuilds a pandas summary of up to 10,000 past events for its monitoring page:

@@ -1,4 +1,5 @@
-"""The Reconstruct tab (AE/VAE): upload or draw a digit and see what the model makes of it."""
+"""The Reconstruct tab (models that reconstruct, e.g. with an encoder): upload or draw a digit and see what the
+model makes of it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 import gradio as gr
 import torch
 
-from .context import DemoContext
 from .inputs import digit_sketchpad, digit_upload, model_input, user_errors
 from .outputs import InlinePNG, enlarged, inline_image
+from .tabs import DemoTab
 
 INPUT_NOTE = """\
 **How your image is read.** MNIST digits are white on black. An uploaded image or a drawing is flattened on
@@ -20,28 +21,27 @@ as the MNIST digits were. An image of exactly the model's size is used as it is 
 When both an upload and a drawing are given, the upload is used. The left image is what the model receives."""
 
 
-class ReconstructTab:
-    def __init__(self, ctx: DemoContext):
-        self.ctx = ctx
+class ReconstructTab(DemoTab):
+    """What a model makes of a visitor's digit (``model.reconstruct``)."""
+
+    title, tab_id, purpose = "Reconstruct", "reconstruct", "reconstruct images"
+    needs = "reconstruction"
 
     @user_errors
     def reconstruct(self, model: str, image: Any, sketch: Any) -> tuple[InlinePNG | str, InlinePNG | str]:
         """What the model sees and its reconstruction (PNG results)."""
-        net = self.ctx.registry.encoder_model(model, "reconstruct images")
+        net = self.served(model)
         x = model_input(image, sketch, net.image_shape, "image")
         with torch.inference_mode():
-            recon = net.decode_latents(net.encode_images(x[None].to(net.device, net.dtype))).float().cpu()
+            recon = net.reconstruct(x[None].to(net.device, net.dtype), class_labels=None).float().cpu()
         files = self.ctx.files
         return files.png(enlarged(x[None], 224), "input"), files.png(enlarged(recon, 224), "reconstruction")
 
-    def build(self, encoders: list[tuple[str, str]]) -> None:
-        if not encoders:
-            gr.Markdown("None of the loaded models has an encoder (AE or VAE), so nothing to reconstruct.")
-            return
+    def build(self, encoders: list[tuple[str, str]], demo: gr.Blocks | None = None) -> None:
         with gr.Row():
             with gr.Column():
-                model = gr.Dropdown(encoders, value=encoders[0][1], label="Model (AE or VAE)",
-                                    allow_custom_value=True)
+                model = gr.Dropdown(encoders, value=encoders[0][1], label="Model", allow_custom_value=True,
+                                    elem_id="reconstruct-model")
                 image = digit_upload("Upload a digit", height=200)
                 sketch = digit_sketchpad("...or draw one (pick the pen)", height=320, elem_id="reconstruct-sketch")
                 go = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")

@@ -4,7 +4,7 @@ and lookups by name whose failures are messages for the visitor."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,10 @@ class DemoModel:
     @property
     def class_names(self) -> list[str] | None:
         """Names of the classes of a class-conditional model (indices as text when unnamed), else None."""
-        num_classes = getattr(self.model.config, "num_classes", None)
+        num_classes = self.model.num_classes
         if not num_classes:
             return None
-        names = getattr(self.model.config, "class_names", None)
+        names = self.model.class_names
         return [str(n) for n in names] if names else [str(i) for i in range(int(num_classes))]
 
 
@@ -86,16 +86,28 @@ def load_models(specs: Sequence[str], loader: Callable[[str], GenerativeModel] =
     return models
 
 
-def unconditional(model: GenerativeModel) -> bool:
-    """Whether ``model`` takes no class labels (only the Sample tab handles class-conditional models)."""
-    return not getattr(model.config, "num_classes", None)
+def latent_words(model: GenerativeModel) -> str | None:
+    """``"2-D latent"`` (``"4x7x7 latent"``, ``"latent space"`` when its shape is unknown), None without one."""
+    if not model.has_latent_space:
+        return None
+    shape = model.latent_shape
+    if not shape:
+        return "latent space"
+    return f"{shape[0]}-D latent" if len(shape) == 1 else f"{'x'.join(map(str, shape))} latent"
 
 
 def describe(name: str, model: GenerativeModel) -> str:
-    """``name (VAE, 2-D latent, 28x28x1)``: the dropdown label of a model."""
-    c, h, w = model.image_shape
-    conditional = ", class-conditional" if getattr(model.config, "num_classes", None) else ""
-    return f"{name} ({type(model).__name__}, {model.latent_dim}-D latent, {h}x{w}x{c}{conditional})"
+    """``name (VAE, 2-D latent, 28x28x1)``: the dropdown label of a model (latent info only when it has a latent
+    space; the image size only when its config names one)."""
+    parts = [type(model).__name__, latent_words(model)]
+    try:
+        c, h, w = model.image_shape
+        parts.append(f"{h}x{w}x{c}")
+    except (AttributeError, KeyError, TypeError, ValueError):  # a plugin family without image_size/in_channels
+        pass
+    if model.num_classes:
+        parts.append("class-conditional")
+    return f"{name} ({', '.join(p for p in parts if p)})"
 
 
 def results_markdown(name: str, results: Sequence[Any]) -> str:
@@ -111,6 +123,13 @@ def results_markdown(name: str, results: Sequence[Any]) -> str:
         split = getattr(result, "dataset_split", None) or ""
         rows.append(f"| {metric} | {value} | {dataset} | {split} |")
     return f"**Evaluation results of {name}** (from its model card)\n\n" + "\n".join(rows)
+
+
+def sampling_reason(name: str, model: GenerativeModel, consequence: str = "") -> str | None:
+    """Why ``name``'s model cannot sample now (its own ``cannot_sample_reason``), then ``consequence``; None if
+    it can."""
+    reason = model.cannot_sample_reason()
+    return None if reason is None else f"{name}: {reason} {consequence}".rstrip()
 
 
 class Registry:
@@ -131,9 +150,9 @@ class Registry:
     def names(self) -> list[str]:
         return list(self.entries)
 
-    def choices(self, predicate: Callable[[GenerativeModel], bool] = lambda m: True) -> list[tuple[str, str]]:
-        """``(label, name)`` pairs for a dropdown, of the models for which ``predicate`` holds."""
-        return [(describe(name, e.model), name) for name, e in self.entries.items() if predicate(e.model)]
+    def choices(self, names: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """``(label, name)`` pairs for a dropdown, of ``names`` (default: every model)."""
+        return [(describe(name, self.entries[name].model), name) for name in (self.names if names is None else names)]
 
     def entry(self, name: Any) -> DemoModel:
         if not isinstance(name, str) or name not in self.entries:
@@ -147,34 +166,9 @@ class Registry:
         """``name``'s model if it can sample now, else a ``gr.Error`` with the model's own reason (an AE without
         its fitted prior, a cluster GAN before its clusters are fitted), then the sentence ``consequence``."""
         model = self.model(name)
-        reason = model.cannot_sample_reason()
+        reason = sampling_reason(name, model, consequence)
         if reason is not None:
-            raise gr.Error(f"{name}: {reason} {consequence}".rstrip())
-        return model
-
-    def encoder_model(self, name: str, what: str, alternative: str = "") -> GenerativeModel:
-        model = self.model(name)
-        if getattr(model.config, "num_classes", None):
-            raise gr.Error(f"{name} is class-conditional, so it cannot {what} here; choose an unconditional AE or "
-                           f"VAE{alternative}.")
-        if not model.has_encoder:
-            raise gr.Error(f"{name} is a {type(model).__name__}, which has no encoder, so it cannot {what}. "
-                           f"Choose an AE or a VAE{alternative}.")
-        return model
-
-    def plane_model(self, name: str) -> GenerativeModel:
-        model = self.unconditional_model(name, "Explore")
-        if model.latent_dim != 2:
-            raise gr.Error(f"The latent space of {name} has {model.latent_dim} dimensions; the latent plane needs a "
-                           "model with a 2-D latent space.")
-        return model
-
-    def unconditional_model(self, name: str, tab: str) -> GenerativeModel:
-        """``name``'s model, or a ``gr.Error`` when it is class-conditional (``tab`` does not take classes)."""
-        model = self.model(name)
-        if getattr(model.config, "num_classes", None):
-            raise gr.Error(f"{name} is class-conditional; the {tab} tab works with unconditional models. Sample it "
-                           "in the Sample tab, where you can pick a class.")
+            raise gr.Error(reason)
         return model
 
     def results_markdown(self, name: Any) -> str:

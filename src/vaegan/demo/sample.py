@@ -1,5 +1,6 @@
-"""The Sample tab: a grid of images from any model for a number of images, a seed and a temperature; for a
-class-conditional model also a class, or every class side by side (the class grid)."""
+"""The Sample tab: a grid of images from any model that can sample (``model.sample``) for a number of images, a
+seed and a temperature; for a class-conditional model also a class, or every class side by side (the class
+grid)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import gradio as gr
 import torch
 from PIL import Image
 
+from ..models import GenerativeModel
 from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, MAX_IMAGES, MAX_SEED, MAX_TEMPERATURE
 from .outputs import InlinePNG, encode_png, inline_image, sample_grid
+from .registry import sampling_reason
+from .tabs import DemoTab
 
 ANY_CLASS = "any"      # class picker: labels drawn at random
 ALL_CLASSES = "all"    # class picker: the class grid, one column per class
@@ -32,11 +36,14 @@ class SampleRequest:
     label: str = ANY_CLASS  # ANY_CLASS, ALL_CLASSES or a class index as text
 
 
-class SampleTab:
+class SampleTab(DemoTab):
     """Checks Sample requests and renders them; recent results are kept, so identical requests cost one render."""
 
+    title, tab_id, purpose = "Sample", "sample", "sample"
+    needs, takes_classes = None, True  # sample() is required of every family; it may not work yet (an AE's prior)
+
     def __init__(self, ctx: DemoContext, cache_size: int = 256):
-        self.ctx = ctx
+        super().__init__(ctx)
         # PNG bytes by request (a few KB each). Everyone's first request is the page's defaults (seed 0).
         self.png = functools.lru_cache(maxsize=cache_size)(self._png)
 
@@ -57,7 +64,7 @@ class SampleTab:
             if label != ALL_CLASSES and label not in {str(i) for i in range(len(classes))}:
                 raise gr.Error(f"Class must be {ANY_CLASS!r}, {ALL_CLASSES!r} or a class index from 0 to "
                                f"{len(classes) - 1} of {model}, got {label!r}.")
-        self.ctx.registry.sampling_model(model)
+        self.served(model)
         return SampleRequest(model, n, seed, temperature, label)
 
     @user_errors
@@ -77,23 +84,34 @@ class SampleTab:
         return encode_png(self.render(request))
 
     def render(self, request: SampleRequest) -> Image.Image:
-        """The grid of a checked request; its latents come from its own seeded generator."""
+        """The grid of a checked request, drawn by ``model.sample`` with the request's own seeded generator."""
         net = self.ctx.registry.model(request.model)
         generator = torch.Generator(device=net.device).manual_seed(request.seed)
         with torch.inference_mode():
-            if self.ctx.registry.entry(request.model).class_names is None:
-                latents = net.prior_latents(request.num_images, generator=generator, temperature=request.temperature)
-                return sample_grid(net.decode_latents(latents).float().cpu())
             if request.label == ALL_CLASSES:
-                num_classes = int(net.config.num_classes)
-                rows = max(1, math.ceil(request.num_images / num_classes))
-                latents = net.prior_latents(rows, generator=generator, temperature=request.temperature)
-                images = net.generate_all_classes(latents)  # latent-major: row i is latent i in every class
-                return sample_grid(images.float().cpu(), nrow=num_classes)
+                return self.class_grid(net, request, generator)
             labels = None if request.label == ANY_CLASS else int(request.label)
             images = net.sample(request.num_images, generator=generator, temperature=request.temperature,
                                 class_labels=labels)
             return sample_grid(images.float().cpu())
+
+    @staticmethod
+    def class_grid(net: GenerativeModel, request: SampleRequest, generator: torch.Generator) -> Image.Image:
+        """One column per class. With a latent space, row i is latent i drawn in every class (the classic CVAE
+        figure); without one, each cell is its own sample of its column's class."""
+        num_classes = int(net.num_classes)
+        rows = max(1, math.ceil(request.num_images / num_classes))
+        if net.has_latent_space:
+            latents = net.prior_latents(rows, generator=generator, temperature=request.temperature)
+            images = net.generate_all_classes(latents)  # latent-major: row i is latent i in every class
+        else:
+            labels = torch.arange(num_classes, device=net.device).repeat(rows)
+            images = net.sample(rows * num_classes, generator=generator, temperature=request.temperature,
+                                class_labels=labels)
+        return sample_grid(images.float().cpu(), nrow=num_classes)
+
+    def why_not(self, name: str, model: GenerativeModel) -> str | None:
+        return super().why_not(name, model) or sampling_reason(name, model)
 
     # ------------------------------------------------------------------ page
     def class_picker(self, model: Any) -> Any:
@@ -104,12 +122,13 @@ class SampleTab:
             return gr.Dropdown(choices=class_choices(None), value=ANY_CLASS, visible=False)
         return gr.Dropdown(choices=class_choices(classes), value=ANY_CLASS, visible=True)
 
-    def build(self, first: str) -> dict[str, Any]:
+    def build(self, choices: list[tuple[str, str]], demo: gr.Blocks | None = None) -> dict[str, Any]:
         """The tab's components and events (inside ``gr.Blocks``); returns the components by name."""
         registry, ctx = self.ctx.registry, self.ctx
+        first = choices[0][1]
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(registry.choices(), value=first, label="Model", allow_custom_value=True,
+                model = gr.Dropdown(choices, value=first, label="Model", allow_custom_value=True,
                                     elem_id="sample-model")
                 first_classes = registry.entry(first).class_names
                 label = gr.Dropdown(class_choices(first_classes), value=ANY_CLASS, label="Class",
@@ -121,9 +140,9 @@ class SampleTab:
                 temperature = capped(gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
                                                label="Temperature"))
                 go = gr.Button("Generate", variant="primary", elem_id="sample-button")
-                gr.Markdown("The same seed gives the same images. Temperature scales the prior's spread "
-                            "(below 1: more typical, less varied). An AE samples from the Gaussian fitted "
-                            "to its training latents.")
+                gr.Markdown("The same seed gives the same images. Temperature scales the spread of the "
+                            "model's randomness (a latent model's prior): below 1, more typical and less varied "
+                            "images.")
                 results = gr.Markdown(registry.results_markdown(first), elem_id="sample-results")
             with gr.Column(scale=2):
                 # The first model's default grid is part of the page, so a visitor sees digits at once.
