@@ -63,8 +63,8 @@ def test_nan_found_at_the_next_sync_names_the_step_range_and_last_good_checkpoin
     trainer = Trainer(tiny_config("vae", tmp_path, log_every=4, checkpoint_every=3))
     original = trainer.model.compute_loss
 
-    def poisoned(phase, images, step):
-        losses = original(phase, images, step)
+    def poisoned(phase, images, step, class_labels=None):
+        losses = original(phase, images, step, class_labels=class_labels)
         return {**losses, "loss": losses["loss"] * float("nan")} if step == 4 else losses
 
     monkeypatch.setattr(trainer.model, "compute_loss", poisoned)

@@ -86,8 +86,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     trainer = Trainer(config)
     original = trainer.model.compute_loss
 
-    def poisoned(phase, images, step):
-        losses = original(phase, images, step)
+    def poisoned(phase, images, step, class_labels=None):
+        losses = original(phase, images, step, class_labels=class_labels)
         return {**losses, "loss": losses["loss"] * float("nan")} if step == 4 else losses
 
     monkeypatch.setattr(trainer.model, "compute_loss", poisoned)

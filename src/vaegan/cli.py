@@ -26,6 +26,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start afresh in an output_dir that holds an earlier run, removing only what vaegan "
                              "wrote there (checkpoints, samples, model, metrics, config)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model at the end")
+    parser.add_argument("--stage", metavar="NAME",
+                        help="families trained in stages (e.g. autoencoder, then prior): train only this stage, with "
+                             "its train.stages.NAME settings; e.g. --stage prior --init-from DIR trains the prior of "
+                             "an already trained autoencoder. Resume such a run with the same --stage.")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -44,7 +48,7 @@ def run_train(args: argparse.Namespace) -> None:
     else:
         config = load_config(args.config, overrides)
     train(config, resume=args.resume, init_from=init_from, push_to_hub=args.push_to_hub,
-          overwrite=args.overwrite)
+          overwrite=args.overwrite, stage=args.stage)
 
 
 def _load(model: str, device: str):

@@ -104,3 +104,30 @@ def pick_resume_checkpoint(checkpoints: list[Path], resume: str, output_dir: str
         skipped.append(f"{path} ({problem})")
     raise CheckpointError(f"--resume latest: every checkpoint under {Path(output_dir) / 'checkpoints'} is damaged: "
                           f"{'; '.join(skipped)}. Start a new run in another train.output_dir.")
+
+
+# ---------------------------------------------------------------------------------------------------- listing
+CHECKPOINT_PREFIX = "step_"
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run (``checkpoints/step_N``), oldest first."""
+    folder = Path(output_dir) / "checkpoints"
+    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*")
+             if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def resolve_resume(output_dir: str | os.PathLike, resume: str) -> Path:
+    """``latest`` -> the newest whole checkpoint of ``output_dir``; otherwise a checkpoint folder path."""
+    if resume == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise ConfigError(f"--resume latest: no checkpoint in {Path(output_dir) / 'checkpoints'}; start without "
+                              "--resume, or pass the path of a checkpoint folder.")
+        return pick_resume_checkpoint(checkpoints, resume, output_dir)
+    path = Path(resume)
+    if path.is_dir() and not (path / STATE_FILE).is_file() and not (path / MANIFEST).is_file():
+        raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
+                          f"{Path(output_dir) / 'checkpoints'}).")
+    return pick_resume_checkpoint([], resume, output_dir)

@@ -2,7 +2,18 @@
 
 ``load_config("configs/mnist-vae.yaml", overrides=["train.epochs=5"])`` returns a :class:`TrainingConfig`.
 Unknown keys are errors that name the closest valid key; ``--set section.key=value`` values are parsed as
-YAML (``train.betas=[0.5,0.999]``, ``data.limit=null``).
+YAML (``train.betas=[0.5,0.999]``, ``data.limit=null``; nested: ``train.stages.prior.max_steps=2000``).
+
+A family trained in stages (``GenerativeModel.training_stages``, e.g. an autoencoder, then a prior over its
+codes) takes each stage's length and optimizer settings from ``train.stages.<stage>`` (:class:`StageConfig`),
+falling back to the ``train`` section for every key a stage leaves out::
+
+    train:
+      learning_rate: 1.0e-3
+      epochs: 10
+      stages:
+        autoencoder: {epochs: 20}
+        prior: {max_steps: 5000, learning_rate: 3.0e-4}
 """
 
 from __future__ import annotations
@@ -55,6 +66,21 @@ class DataConfig:
 
 
 @dataclass
+class StageConfig:
+    """``train.stages.<stage>``: the settings one training stage takes for itself; a key left out (null) takes
+    the ``train`` section's value. The stage runs for ``max_steps``, or ``epochs`` passes over the data when that
+    is fewer, like the whole run of a family trained in one stage."""
+
+    epochs: int | None = None
+    max_steps: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    phase_learning_rates: dict[str, float] | None = None
+    betas: list[float] | None = None
+    weight_decay: float | None = None
+
+
+@dataclass
 class TrainConfig:
     """How to train: optimisation, precision, logging and checkpoints."""
 
@@ -91,6 +117,9 @@ class TrainConfig:
     compile: bool = False
     #: channels-last (NHWC) memory format for conv weights and batches: faster on GPUs with tensor cores.
     channels_last: bool = False
+    #: Families trained in stages: per-stage length and optimizer settings, ``{stage: {max_steps: N, ...}}``
+    #: (see :class:`StageConfig`); the stages run in the model's order.
+    stages: dict[str, StageConfig] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,8 +148,19 @@ class TrainingConfig:
     def model_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.model.items() if k != "class"}
 
+    def stage_settings(self, stage: str) -> TrainConfig:
+        """The ``train`` section as the training stage ``stage`` sees it: its ``train.stages`` entry over the
+        section's values."""
+        own = self.train.stages.get(stage)
+        if own is None:
+            return self.train
+        return dataclasses.replace(self.train, **{k: v for k, v in dataclasses.asdict(own).items() if v is not None})
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        stages = data["train"]["stages"]  # only the keys a stage sets: the rest comes from the train section
+        data["train"]["stages"] = {name: {k: v for k, v in s.items() if v is not None} for name, s in stages.items()}
+        return data
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (what a run actually used)."""
@@ -155,31 +195,89 @@ def _build_section(name: str, cls: type, values: Any) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"section '{name}' must be a mapping of keys to values, got {values!r}.")
     hints = typing.get_type_hints(cls)
+    built = {}
     for key, value in values.items():
         if key not in hints:
             raise ConfigError(f"unknown key '{name}.{key}'.{closest(key, hints)} Valid keys of '{name}': "
                               f"{', '.join(hints)}.")
-        if not _type_ok(value, hints[key]):
+        item = _section_mapping(hints[key])
+        if item is not None:  # a mapping of names to sections of their own (train.stages)
+            if value is None:
+                value = {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ConfigError(f"'{name}.{key}' must be a mapping of names to settings, got {value!r}.")
+            value = {k: v if isinstance(v, item) else _build_section(f"{name}.{key}.{k}", item, v)
+                     for k, v in value.items()}
+        elif not _type_ok(value, hints[key]):
             raise ConfigError(f"'{name}.{key}' must be of type {_type_name(hints[key])}, got {value!r}.")
-    return cls(**values)
+        built[key] = value
+    return cls(**built)
+
+
+def _section_mapping(annotation: Any) -> type | None:
+    """``X`` for a ``dict[str, X]`` field whose values are dataclass sections, else None."""
+    if typing.get_origin(annotation) is dict:
+        _, item = typing.get_args(annotation)
+        if dataclasses.is_dataclass(item):
+            return item
+    return None
 
 
 def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+#: Rules for the keys a stage may set (checked in ``train`` and in every ``train.stages.<stage>``).
+_STAGE_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "max_steps": (lambda v: v >= 1, ">= 1 or null"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "phase_learning_rates": (lambda v: all(x > 0 for x in v.values()), "values > 0"),
+    "betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def _check_stage_keys(section: Any, prefix: str) -> None:
+    for key, (ok, allowed) in _STAGE_RULES.items():
+        value = getattr(section, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"'{prefix}.{key}' must be {allowed}, got {value!r}.")
+
+
+def _check_phase_learning_rates(rates: dict[str, float], key: str, phases: tuple[str, ...], owner: str) -> None:
+    for phase in rates:
+        if phase not in phases:
+            raise ConfigError(f"{key} has unknown phase {phase!r};{closest(phase, phases)} {owner} trains the phases "
+                              f"{', '.join(phases)}.")
+
+
+def _validate_stages(config: TrainingConfig) -> None:
+    """``train.stages`` names stages of the model, and each sets valid values for phases of its own."""
+    cls, t = config.model_class, config.train
+    stages = cls.stages()
+    for name, stage in t.stages.items():
+        if name not in stages:
+            raise ConfigError(f"train.stages has unknown stage {name!r};{closest(name, stages)} "
+                              f"{config.model['class']} trains in the stages {', '.join(stages)}.")
+        _check_stage_keys(stage, f"train.stages.{name}")
+        if stage.phase_learning_rates is not None:
+            _check_phase_learning_rates(stage.phase_learning_rates, f"train.stages.{name}.phase_learning_rates",
+                                        stages[name], f"the stage {name!r} of {config.model['class']}")
+    if config.data.streaming:
+        for name in stages:
+            if config.stage_settings(name).max_steps is None:
+                key = "train.max_steps" if len(stages) == 1 else f"train.stages.{name}.max_steps (or train.max_steps)"
+                raise ConfigError(f"'{key}' must be set with data.streaming (a stream has no length), got None.")
+
+
 def _validate(config: TrainingConfig) -> None:
     t = config.train
+    _check_stage_keys(t, "train")
     checks = [
-        (t.optimizer in OPTIMIZERS, "train.optimizer", f"one of {', '.join(OPTIMIZERS)}"),
         (t.mixed_precision in MIXED_PRECISION, "train.mixed_precision", f"one of {', '.join(MIXED_PRECISION)}"),
-        (t.epochs >= 1, "train.epochs", ">= 1"),
-        (t.max_steps is None or t.max_steps >= 1, "train.max_steps", ">= 1 or null"),
         (t.batch_size >= 1, "train.batch_size", ">= 1"),
-        (t.learning_rate > 0, "train.learning_rate", "> 0"),
-        (all(v > 0 for v in t.phase_learning_rates.values()), "train.phase_learning_rates", "values > 0"),
-        (len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "train.betas", "two numbers in [0, 1)"),
-        (t.weight_decay >= 0, "train.weight_decay", ">= 0"),
         (t.max_grad_norm is None or t.max_grad_norm > 0, "train.max_grad_norm", "> 0 or null"),
         (t.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps", ">= 1"),
         (t.log_every >= 1, "train.log_every", ">= 1"),
@@ -198,7 +296,6 @@ def _validate(config: TrainingConfig) -> None:
     if config.data.streaming:
         checks += [
             (config.data.source.strip().lower().startswith("hf:"), "data.source", "an hf: source with data.streaming"),
-            (t.max_steps is not None, "train.max_steps", "set with data.streaming (a stream has no length)"),
             (config.data.limit is None, "data.limit", "null with data.streaming (use train.max_steps)"),
         ]
     for ok, key, allowed in checks:
@@ -209,11 +306,9 @@ def _validate(config: TrainingConfig) -> None:
     from .evaluation import validate_eval_config
 
     validate_eval_config(config)
-    phases = config.model_class.training_phases
-    for phase in t.phase_learning_rates:
-        if phase not in phases:
-            raise ConfigError(f"train.phase_learning_rates has unknown phase {phase!r}; "
-                              f"{config.model['class']} trains the phases {', '.join(phases)}.")
+    _check_phase_learning_rates(t.phase_learning_rates, "train.phase_learning_rates",
+                                config.model_class.training_phases, config.model["class"])
+    _validate_stages(config)
 
 
 def _check_model_section(model: Any) -> dict[str, Any]:
@@ -233,22 +328,27 @@ _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Apply one ``section.key=value`` override (value parsed as YAML) to a raw config mapping."""
+    """Apply one ``section.key=value`` override (value parsed as YAML) to a raw config mapping; nested keys
+    (``train.stages.prior.max_steps=2000``) set a value inside a mapping."""
     path, sep, text = override.partition("=")
     parts = path.strip().split(".")
-    if not sep or len(parts) != 2 or not all(parts):
+    if not sep or len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set expects section.key=value (e.g. train.epochs=5), got {override!r}.")
-    section, key = parts
+    section = parts[0]
     if section not in ("model", *_SECTIONS):
         raise ConfigError(f"unknown section {section!r} in --set {override!r}.{closest(section, ['model', *_SECTIONS])}"
                           " Sections: model, data, train, hub.")
-    raw.setdefault(section, {})
-    if raw[section] is None:
-        raw[section] = {}
+    target = raw
+    for depth, name in enumerate(parts[:-1]):
+        if target.get(name) is None:
+            target[name] = {}
+        target = target[name]
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {override!r}: {'.'.join(parts[:depth + 1])} is {target!r}, not a mapping.")
     value = yaml.safe_load(text)
     if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
         value = float(value)
-    raw[section][key] = value
+    target[parts[-1]] = value
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .checkpoints import CHECKPOINT_PREFIX, list_checkpoints
+
 #: Files the trainer writes at the top of ``output_dir``.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "training_summary.json", "samples.png", "interpolation.png",
              "interpolation.gif", "best.json", "bad_images.txt")
@@ -32,8 +34,6 @@ def is_finished(output_dir: str | Path) -> bool:
 
 def earlier_run_outputs(output_dir: str | Path) -> list[str]:
     """Names of the outputs of an earlier run that a fresh run would clobber (checkpoints, a saved model)."""
-    from .trainer import list_checkpoints
-
     out = Path(output_dir)
     found = []
     if list_checkpoints(out):
@@ -48,8 +48,6 @@ def clear_run_outputs(output_dir: str | Path) -> list[Path]:
 
     Other files and folders are kept, and so is any folder that still holds something vaegan did not write.
     """
-    from .trainer import CHECKPOINT_PREFIX, list_checkpoints
-
     out = Path(output_dir)
     if not out.is_dir():
         return []

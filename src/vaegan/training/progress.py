@@ -13,8 +13,8 @@ import time
 from typing import IO
 
 
-def _format(value: float) -> str:
-    return f"{value:.4g}"
+def _format(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.4g}"
 
 
 class Progress:

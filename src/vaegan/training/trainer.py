@@ -1,9 +1,11 @@
 """One Accelerate training loop for every model family.
 
 The loop knows nothing about AEs, VAEs or GANs: it asks the model for its ``training_phases`` (one
-optimizer each), which phases run at a step (``phase_is_active``, e.g. the generator every
-``n_critic`` steps), their losses (``compute_loss``) and hooks (``after_optimizer_step``,
-``on_train_end``). A new family plugs in by implementing those methods.
+optimizer each), its ordered training stages (``stages()``: the phases each trains, run one after the other),
+which phases run at a step (``phase_is_active``, e.g. the generator every ``n_critic`` steps), their losses
+(``compute_loss``) and hooks (``on_train_start``, ``on_stage_start``, ``after_optimizer_step``,
+``on_train_end``). Previews and end-of-run figures ask the model's capabilities (``can_sample``,
+``can_reconstruct``, ``has_latent_space``). A new family plugs in by implementing those methods.
 """
 
 from __future__ import annotations
@@ -30,18 +32,18 @@ from ..files import apply_umask
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
-from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
-from .config import TrainingConfig
+from .checkpoints import CHECKPOINT_PREFIX, list_checkpoints, resolve_resume, write_manifest  # also importable here
+from .config import TrainConfig, TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
 from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
 from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
+from .stages import Stage, check_resumed_stage, check_stage_name, epoch_limit, plan_stages, stage_at
 from .tracking import JSONLinesTracker
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "step_"
 BAD_IMAGES_FILE = "bad_images.txt"  # images skipped with data.on_bad_image: skip
 
 
@@ -56,13 +58,17 @@ class TrainingState:
     step: int = 0  # completed optimisation steps
     epoch: int = 0
     batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+    stage: str | None = None  # the training stage of the next step (None in checkpoints older than stages)
+    stages: list[str] | None = None  # the stages the run trains (one with --stage)
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        for key, value in state.items():
-            setattr(self, key, int(value))
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("step", "epoch", "batches_in_epoch"):
+            setattr(self, key, int(state.get(key, 0)))
+        self.stage = state.get("stage")
+        self.stages = state.get("stages")
 
 
 class PhaseLoss(nn.Module):
@@ -74,32 +80,7 @@ class PhaseLoss(nn.Module):
 
     def forward(self, images: torch.Tensor, phase: str, step: int,
                 class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        if class_labels is None:  # unconditional (and plugin) families take no labels
-            return self.model.compute_loss(phase, images, step)
         return self.model.compute_loss(phase, images, step, class_labels=class_labels)
-
-
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    folder = Path(output_dir) / "checkpoints"
-    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*")
-             if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-
-
-def resolve_resume(output_dir: str | Path, resume: str) -> Path:
-    """``latest`` -> the newest complete checkpoint of ``output_dir``; otherwise a checkpoint folder path."""
-    if resume == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        if not checkpoints:
-            raise ConfigError(f"--resume latest: no checkpoint in {Path(output_dir) / 'checkpoints'}; start without "
-                              "--resume, or pass the path of a checkpoint folder.")
-        return pick_resume_checkpoint(checkpoints, resume, output_dir)
-    path = Path(resume)
-    if path.is_dir() and not (path / "trainer_state.json").is_file() and not (path / MANIFEST).is_file():
-        raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
-                          f"{Path(output_dir) / 'checkpoints'}).")
-    return pick_resume_checkpoint([], resume, output_dir)
 
 
 def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeModel:
@@ -128,8 +109,9 @@ def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeMode
     return model
 
 
-def make_optimizer(config: TrainingConfig, phase: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    t = config.train
+def make_optimizer(settings: TrainConfig, phase: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer of ``phase`` with the ``train`` settings (``config.stage_settings(stage)`` for a stage)."""
+    t = settings
     lr = t.phase_learning_rates.get(phase, t.learning_rate)
     if t.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
@@ -144,7 +126,7 @@ class Trainer:
     """Trains ``config.model`` on ``config.data`` with Accelerate; see :func:`train`."""
 
     def __init__(self, config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
-                 push_to_hub: str | None = None, overwrite: bool = False):
+                 push_to_hub: str | None = None, overwrite: bool = False, stage: str | None = None):
         from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
         from accelerate.utils import set_seed
 
@@ -158,6 +140,7 @@ class Trainer:
         if overwrite and init_from and _is_within(Path(init_from), self.output_dir):
             raise ConfigError(f"--overwrite would delete the model being fine-tuned ({init_from} is inside "
                               f"{self.output_dir}); choose another train.output_dir.")
+        check_stage_name(config, stage)
         t = config.train
         self.streaming = config.data.streaming
         multi_phase = len(config.model_class.training_phases) > 1
@@ -200,22 +183,35 @@ class Trainer:
         if resume is None:  # a resumed run has what this computes in its checkpoint
             self._start_model()
         prepare_networks(self.model, compile=t.compile, channels_last=t.channels_last)
-        phases = self.model.training_phases
-        optimizers = [make_optimizer(config, p, self.model.phase_parameters(p)) for p in phases]
+        # One optimizer for each phase of each stage (a stage starts with fresh optimizer state and its own
+        # settings), all prepared once; a one-stage family has one per phase, as its checkpoints always had.
+        stages = self.model.stages()
+        keys = [(name, phase) for name in ([stage] if stage else stages) for phase in stages[name]]
+        optimizers = [make_optimizer(config.stage_settings(name), phase, self.model.phase_parameters(phase))
+                      for name, phase in keys]
         prepared = self.accelerator.prepare(PhaseLoss(self.model), *optimizers, loader)
         self.loss_module, self.loader = prepared[0], prepared[-1]
-        self.optimizers = dict(zip(phases, prepared[1:-1], strict=True))
+        self.stage_optimizers: dict[str, dict[str, torch.optim.Optimizer]] = {name: {} for name, _ in keys}
+        for (name, phase), optimizer in zip(keys, prepared[1:-1], strict=True):
+            self.stage_optimizers[name][phase] = optimizer
+        # Accelerate also steps on an epoch's last, shorter accumulation window; a stream has no length.
+        steps_per_epoch = None if self.streaming else math.ceil(len(self.loader) / t.gradient_accumulation_steps)
+        self.plan: list[Stage] = plan_stages(config, steps_per_epoch, stage)
+        phases = self.model.training_phases
         self.phase_params = {p: {id(q) for q in self.model.phase_parameters(p)} for p in phases}
         self.state = TrainingState()
         self.resumed = resume is not None
+        self.started_stage: str | None = None  # the stage this process has entered (its hooks ran)
         if resume:
             path = resolve_resume(self.output_dir, resume)
+            recorded = json.loads((path / "trainer_state.json").read_text())
+            check_resumed_stage(self.plan, recorded, str(path))
             try:
                 self.accelerator.load_state(str(path))
             except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
                 raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
                                       "earlier checkpoint of the run.") from err
-            self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
+            self.state.load_state_dict(recorded)
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
             earlier = earlier_run_outputs(self.output_dir)
@@ -227,7 +223,6 @@ class Trainer:
                 raise ConfigError(f"{self.output_dir} already holds a trained model (model/) of an earlier run; "
                                   "retrain with --overwrite (removes only what vaegan wrote there), or choose another "
                                   "train.output_dir.")
-        self.fixed_latents: torch.Tensor | None = None
         self.last_metrics: dict[str, float] = {}
         self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
 
@@ -332,19 +327,16 @@ class Trainer:
                 (self.output_dir / BAD_IMAGES_FILE).unlink(missing_ok=True)
         acc.wait_for_everyone()
         acc.init_trackers("vaegan", config=_flat(self.config.to_dict()))
-        # Accelerate also steps on an epoch's last, shorter accumulation window.
-        if self.streaming:  # a stream has no length: max_steps drives the run
-            total = t.max_steps
-        else:
-            steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
-            total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
+        total = self.plan[-1].end
         images = "a stream of images" if self.streaming else f"{len(self.train_set)} images"
+        staged = "" if len(self.model.stages()) == 1 else " in the stages " + ", ".join(
+            f"{s.name} ({s.end - s.start} steps)" for s in self.plan)
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {images}, "
-                    f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
+                    f"{acc.num_processes} process(es), {total} steps{staged} -> {self.output_dir}")
         progress = Progress(total, self.state.step, enabled=acc.is_local_main_process)
         running, self.checked_step = RunningMeans(), self.state.step
         started, done = time.time(), self.state.step >= total
-        while not done and self.state.epoch < t.epochs:
+        while not done and self.state.epoch < epoch_limit(self.config, self.plan):
             self.loader.set_epoch(self.state.epoch)
             batches = (acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                        if self.state.batches_in_epoch else self.loader)
@@ -352,14 +344,17 @@ class Trainer:
             for images, labels in batches:
                 if t.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
+                stage = stage_at(self.plan, self.state.step)
+                if stage.name != self.started_stage:
+                    self._start_stage(stage)
                 running.add(self._train_batch(images, labels if self.conditional else None))
                 self.state.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
                 self.state.step += 1
                 progress.update(1)
-                if self.state.step % t.log_every == 0 or self.state.step == total:
-                    self._log(running, progress)
+                if self.state.step % t.log_every == 0 or self.state.step in (total, stage.end):
+                    self._log(running, progress, stage)
                 if self.state.step % t.checkpoint_every == 0:
                     self._check_finite(running.reduce(acc))  # never checkpoint diverged weights
                     self.save_checkpoint()
@@ -377,10 +372,27 @@ class Trainer:
         progress.close()
         return self._finish(time.time() - started)
 
+    def _start_stage(self, stage: Stage) -> None:
+        """Enter ``stage``: a later stage of the model gets ``on_stage_start`` when its first step is next (also
+        after resuming at that step), never again in the middle of the stage."""
+        self.started_stage = stage.name
+        if stage.first or self.state.step != stage.start:
+            return
+        self._print(f"Stage {stage.name!r} starts at step {stage.start} (phases: {', '.join(stage.phases)}).")
+        self.model.on_stage_start(stage.name, self._training_batches())
+        if self.accelerator.num_processes > 1:  # the hook may have changed weights: rank 0's on every process
+            from accelerate.utils import broadcast
+
+            for tensor in itertools.chain(self.model.parameters(), self.model.buffers()):
+                tensor.data.copy_(broadcast(tensor.detach().clone(), from_process=0))
+
     def _train_batch(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One micro-batch through the phases of the current stage that are active at this step."""
         acc, logs = self.accelerator, {}
+        stage = stage_at(self.plan, self.state.step)
+        multi_phase = len(self.model.training_phases) > 1
         with acc.accumulate(self.loss_module):
-            for phase, optimizer in self.optimizers.items():
+            for phase, optimizer in self.stage_optimizers[stage.name].items():
                 if not self.model.phase_is_active(phase, self.state.step):
                     continue
                 self._set_trainable(phase)
@@ -392,13 +404,13 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 if acc.sync_gradients:
                     self.model.after_optimizer_step(phase)
-                prefix = "" if len(self.optimizers) == 1 else f"{phase}/"
+                prefix = f"{phase}/" if multi_phase else ""
                 logs.update({f"{prefix}{k}": v.detach() for k, v in losses.items()})  # no host sync here
         return logs
 
     def _set_trainable(self, phase: str) -> None:
         """Only the phase's parameters collect gradients (a GAN's G step must not touch D's gradients)."""
-        if len(self.optimizers) > 1:
+        if len(self.model.training_phases) > 1:
             active = self.phase_params[phase]
             for param in self.model.parameters():
                 param.requires_grad_(id(param) in active)
@@ -421,11 +433,13 @@ class Trainer:
             "train.max_grad_norm), then resume with --resume latest."
         )
 
-    def _log(self, running: RunningMeans, progress) -> None:
+    def _log(self, running: RunningMeans, progress, stage: Stage) -> None:
         acc = self.accelerator
-        metrics = running.reduce(acc)  # the one host sync between two logging steps
+        metrics: dict[str, Any] = running.reduce(acc)  # the one host sync between two logging steps
         running.clear()
         self._check_finite(metrics)
+        if len(self.model.stages()) > 1:  # a family trained in stages: every line says which one
+            metrics["stage"] = stage.name
         seen = self.state.step * self.config.train.batch_size * acc.num_processes * \
             self.config.train.gradient_accumulation_steps
         self.bad_images.check(self._train_images() or seen)
@@ -448,6 +462,8 @@ class Trainer:
         acc.save_state(str(staging))
         acc.wait_for_everyone()
         if acc.is_main_process:
+            self.state.stage = stage_at(self.plan, self.state.step).name
+            self.state.stages = [stage.name for stage in self.plan]
             (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
             write_manifest(staging)
             apply_umask(staging)  # safetensors writes 0600 files
@@ -458,31 +474,24 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
-    def _preview_latents(self) -> torch.Tensor:
-        if self.fixed_latents is None:
-            generator = torch.Generator().manual_seed(self.config.train.seed)
-            self.fixed_latents = self.model.prior_latents(self.config.train.num_preview_images, generator)
-        return self.fixed_latents
-
     def _save_preview(self, name: str) -> None:
-        """A grid from fixed noise (AE before its prior is fitted: reconstructions of held-out digits)."""
+        """A grid of ``model.sample`` from a fixed seed (the same draw every epoch; a class-conditional model: one
+        class a row); a model that cannot sample yet (an AE before its prior is fitted) shows reconstructions of
+        held-out images when it can reconstruct, else nothing."""
         if not self.accelerator.is_main_process:
             return
+        from ..figures import class_grid_labels, seeded
         from ..images import make_grid
 
-        model, n = self.model, self.config.train.num_preview_images
-        nrow = None
+        model, n, nrow = self.model, self.config.train.num_preview_images, None
         with model._eval_mode():
-            if model.can_sample and self.conditional:  # rows = classes
-                from ..figures import class_grid_labels
-
-                labels = class_grid_labels(model.num_classes, max(1, n // model.num_classes)).to(model.device)
-                fixed = model.prior_latents(len(labels), torch.Generator().manual_seed(self.config.train.seed))
-                images = model.decode_latents(fixed.to(model.device), labels)
-                nrow = len(labels) // model.num_classes
-            elif model.can_sample:
-                images = model.decode_latents(self._preview_latents().to(model.device))
-            elif self.heldout_set is not None:
+            if model.can_sample:
+                labels = None
+                if self.conditional:  # rows = classes
+                    labels = class_grid_labels(model.num_classes, max(1, n // model.num_classes))
+                    n, nrow = len(labels), len(labels) // model.num_classes
+                images = model.sample(n, generator=seeded(self.config.train.seed), class_labels=labels)
+            elif model.can_reconstruct and self.heldout_set is not None:
                 items = [self.heldout_set[i] for i in range(min(n, len(self.heldout_set)))]
                 originals = torch.stack([image for image, _ in items]).to(model.device)
                 labels = torch.tensor([label for _, label in items], device=model.device) if self.conditional else None
@@ -499,16 +508,14 @@ class Trainer:
         model, total, count = self.model, 0.0, 0
         with model._eval_mode():
             for images, labels in DataLoader(self.heldout_set, batch_size=256):
-                extra = {"class_labels": labels.to(model.device)} if self.conditional else {}
+                labels = labels.to(model.device) if self.conditional else None
                 losses = model.compute_loss(model.training_phases[0], images.to(model.device), self.state.step,
-                                            **extra)
+                                            class_labels=labels)
                 total += float(losses["loss"]) * len(images)
                 count += len(images)
         return {"heldout_loss": total / count}
 
     def _finish(self, seconds: float) -> Path:
-        from ..figures import save_class_grid, save_interpolation, save_sample_grid
-
         acc = self.accelerator
         acc.wait_for_everyone()
         model = self.model
@@ -530,17 +537,7 @@ class Trainer:
             if evaluation:
                 summary["evaluation"] = evaluation
             model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
-            if self.conditional:  # rows = classes
-                save_class_grid(model, self.output_dir / "samples.png", seed=self.config.train.seed)
-            else:
-                save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
-            start = end = label = None
-            if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
-                # Conditional: two styles of one class (the label carries the class, the latent the style).
-                start, end, label = (self._two_of_one_class() if self.conditional
-                                     else (*self._two_different_digits(), None))
-            save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
-                               start=start, end=end, gif=self.output_dir / "interpolation.gif", class_labels=label)
+            self._write_figures(model, model_dir)
             for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
@@ -552,6 +549,42 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return model_dir
+
+    def _write_figures(self, model: GenerativeModel, model_dir: Path) -> None:
+        """``samples.png`` and, for a model with a latent space, ``interpolation.png`` / ``.gif``. The model is
+        saved by now: a figure that fails is one warning line, never a failed run."""
+        for name, write in (("samples.png", self._write_samples), ("interpolation.png", self._write_interpolation)):
+            try:
+                write(model)
+            except Exception as err:  # noqa: BLE001 - any failure of a family's sampling code; the model is saved
+                reason = (str(err).strip().splitlines() or [""])[0]
+                logger.warning("Could not write %s (%s: %s); the trained model is saved in %s.", name,
+                               type(err).__name__, reason, model_dir)
+
+    def _write_samples(self, model: GenerativeModel) -> None:
+        from ..figures import save_class_grid, save_sample_grid
+
+        if not model.can_sample:
+            reason = model.cannot_sample_reason() or f"{type(model).__name__} cannot sample."
+            self._print(f"No samples.png: {reason.splitlines()[0]}")
+        elif self.conditional:  # rows = classes
+            save_class_grid(model, self.output_dir / "samples.png", seed=self.config.train.seed)
+        else:
+            save_sample_grid(model, self.output_dir / "samples.png", num_samples=64, seed=self.config.train.seed)
+
+    def _write_interpolation(self, model: GenerativeModel) -> None:
+        from ..figures import save_interpolation
+
+        if not model.has_latent_space:
+            self._print(f"No interpolation: {type(model).__name__} has no latent space.")
+            return
+        start = end = label = None
+        if self.heldout_set is not None and model.has_encoder and len(self.heldout_set) > 1:
+            # Conditional: two styles of one class (the label carries the class, the latent the style).
+            start, end, label = (self._two_of_one_class() if self.conditional
+                                 else (*self._two_different_digits(), None))
+        save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
+                           start=start, end=end, gif=self.output_dir / "interpolation.gif", class_labels=label)
 
     def _two_different_digits(self) -> tuple[torch.Tensor, torch.Tensor]:
         first_image, first_label = self.heldout_set[0]
@@ -571,7 +604,7 @@ class Trainer:
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         t, acc = self.config.train, self.accelerator
-        metrics = {k: round(v, 6) for k, v in self.last_metrics.items() if k != "epoch"}
+        metrics = {k: round(v, 6) for k, v in self.last_metrics.items() if k not in ("epoch", "stage")}
         metrics.update({k: round(v, 6) for k, v in self._heldout_metrics().items()})
         return {
             "dataset": describe_source(self.config.data.source),
@@ -588,12 +621,9 @@ class Trainer:
             "init_from": self.init_from,
             **self.base_summary,
             "license": self.config.hub.license,
+            **({"stages": {s.name: s.end - s.start for s in self.plan}} if len(self.model.stages()) > 1 else {}),
             "metrics": metrics,
         }
-
-
-def _labels_kwarg(labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    return {} if labels is None else {"class_labels": labels}
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -613,12 +643,14 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def train(config: TrainingConfig, *, resume: str | None = None, init_from: str | None = None,
-          push_to_hub: str | None = None, overwrite: bool = False) -> Path:
+          push_to_hub: str | None = None, overwrite: bool = False, stage: str | None = None) -> Path:
     """Train a model from a :class:`~vaegan.training.config.TrainingConfig`; returns ``OUTPUT/model``.
 
     ``resume``: ``"latest"`` or a checkpoint folder; ``init_from``: a Hub id or folder to fine-tune;
     ``push_to_hub``: a repo id to upload the final model to; ``overwrite``: start afresh in an ``output_dir`` that
-    holds an earlier run, removing only what vaegan wrote there.
+    holds an earlier run, removing only what vaegan wrote there; ``stage``: train only this stage of a family
+    trained in stages (e.g. ``"prior"`` for the autoencoder of ``init_from``).
     """
-    return Trainer(config, resume=resume, init_from=init_from, push_to_hub=push_to_hub, overwrite=overwrite).train()
+    return Trainer(config, resume=resume, init_from=init_from, push_to_hub=push_to_hub, overwrite=overwrite,
+                   stage=stage).train()
 
