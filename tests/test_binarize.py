@@ -42,3 +42,22 @@ def test_heldout_binarization_is_the_same_bits_every_time():
 def test_unknown_binarize_mode_is_refused():
     with pytest.raises(ConfigError, match="binarize must be one of none, dynamic, static"):
         _mnist("threshold")
+
+
+def test_config_checks_data_binarize():
+    from vaegan.training.config import config_from_dict
+
+    base = {"model": {"class": "PixelCNN"}, "train": {"output_dir": "out"}}
+    assert config_from_dict({**base, "data": {"binarize": "static"}}).data.binarize == "static"
+    with pytest.raises(ConfigError, match="'data.binarize' must be one of none, dynamic, static"):
+        config_from_dict({**base, "data": {"binarize": "yes"}})
+    with pytest.raises(ConfigError, match="'data.binarize' must be none with data.streaming"):
+        config_from_dict({**base, "data": {"source": "hf:mnist", "streaming": True, "binarize": "dynamic"},
+                          "train": {"output_dir": "out", "max_steps": 10}})
+
+
+def test_trainer_heldout_bits_are_binarize_heldout_bits():
+    grey = load_image_dataset("mnist-5k", image_size=28, channels=1, split="test", limit=5)
+    static = BinarizedImages(grey, "static", 0)
+    assert torch.equal(torch.stack([static[i][0] for i in range(5)]),
+                       binarize_heldout(torch.stack([grey[i][0] for i in range(5)])))

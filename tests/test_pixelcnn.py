@@ -180,3 +180,28 @@ def test_save_and_load_give_the_same_density_and_samples(tmp_path):
 def test_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         PixelCNN(**options)
+
+
+def test_trains_on_binarized_digits_with_the_trainer(tmp_path):
+    import json
+
+    from training_utils import reset_accelerate_state
+
+    from vaegan.training import train
+    from vaegan.training.config import config_from_dict
+
+    reset_accelerate_state()
+    config = config_from_dict({
+        "model": {"class": "PixelCNN", "image_size": 12, "channels": 8, "num_layers": 2, "head_channels": 8,
+                  "num_classes": 10},
+        "data": {"source": "mnist-5k", "limit": 128, "binarize": "dynamic"},
+        "train": {"output_dir": str(tmp_path), "epochs": 1, "batch_size": 32, "log_every": 1,
+                  "num_preview_images": 10},
+    })
+    model_dir = train(config)
+    model = AutoModel.from_pretrained(model_dir)
+    assert type(model) is PixelCNN and model.num_classes == 10
+    summary = json.loads((tmp_path / "training_summary.json").read_text())
+    assert summary["steps"] == 4 and summary["metrics"]["heldout_loss"] > 0
+    assert (tmp_path / "samples.png").is_file() and not (tmp_path / "interpolation.png").exists()
+    assert "binarize: dynamic" in (model_dir / "training_config.yaml").read_text()

@@ -725,9 +725,15 @@ def binarize_images(images: torch.Tensor, generator: torch.Generator | None = No
     return (draw.to(images.device) < images).to(images.dtype)
 
 
+def _static_generator(seed: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + index)
+
+
 def binarize_heldout(images: torch.Tensor) -> torch.Tensor:
-    """The one binarization of held-out images every likelihood is measured on (seed ``HELDOUT_BINARIZE_SEED``)."""
-    return binarize_images(images, torch.Generator().manual_seed(HELDOUT_BINARIZE_SEED))
+    """The one binarization of held-out images every likelihood is measured on: image ``i`` drawn with seed
+    ``HELDOUT_BINARIZE_SEED`` and its index (the bits of ``BinarizedImages(heldout, "static", 0)``)."""
+    return torch.stack([binarize_images(image, _static_generator(HELDOUT_BINARIZE_SEED, i))
+                        for i, image in enumerate(images)]) if len(images) else images
 
 
 class BinarizedImages(Dataset):
@@ -752,9 +758,7 @@ class BinarizedImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.dataset[index]
-        generator = None
-        if self.mode == "static":
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + (index % len(self)))
+        generator = _static_generator(self.seed, index % len(self)) if self.mode == "static" else None
         return binarize_images(image, generator), label
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ..data import BINARIZE_MODES
 from ..errors import ConfigError
 from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
@@ -61,6 +62,10 @@ class DataConfig:
     hflip: bool = False
     #: An unreadable image: ``error`` stops naming it; ``skip`` logs it and goes on (more than 1% bad still stops).
     on_bad_image: str = "error"
+    #: Binarized pixels (each 1 with its grey level as probability): ``none``, ``dynamic`` (a fresh draw each time
+    #: an image is read, the usual set-up for binarized MNIST) or ``static`` (one fixed draw per image). Held-out
+    #: images are then binarized once with seed 0 (the same bits for every model's likelihood).
+    binarize: str = "none"
     #: ``hf:`` sources only: read the data as a stream (vaegan.streaming); needs train.max_steps.
     streaming: bool = False
 
@@ -290,6 +295,7 @@ def _validate(config: TrainingConfig) -> None:
         (config.data.limit is None or config.data.limit >= 1, "data.limit", ">= 1 or null"),
         (config.data.num_workers is None or config.data.num_workers >= 0, "data.num_workers", ">= 0 or null"),
         (config.data.crop in CROPS, "data.crop", f"one of {', '.join(CROPS)}"),
+        (config.data.binarize in BINARIZE_MODES, "data.binarize", f"one of {', '.join(BINARIZE_MODES)}"),
         (config.data.on_bad_image in BAD_IMAGE_POLICIES, "data.on_bad_image",
          f"one of {', '.join(BAD_IMAGE_POLICIES)}"),
     ]
@@ -297,6 +303,7 @@ def _validate(config: TrainingConfig) -> None:
         checks += [
             (config.data.source.strip().lower().startswith("hf:"), "data.source", "an hf: source with data.streaming"),
             (config.data.limit is None, "data.limit", "null with data.streaming (use train.max_steps)"),
+            (config.data.binarize == "none", "data.binarize", "none with data.streaming (not supported for streams)"),
         ]
     for ok, key, allowed in checks:
         if not ok:

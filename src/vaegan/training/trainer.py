@@ -26,7 +26,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import dataset_id, describe_source, load_image_dataset
+from ..data import (
+    HELDOUT_BINARIZE_SEED,
+    BinarizedImages,
+    dataset_id,
+    describe_source,
+    load_image_dataset,
+)
 from ..errors import CheckpointError, ConfigError, VaeganError
 from ..files import apply_umask
 from ..imageprep import BadImages, auto_num_workers
@@ -253,9 +259,12 @@ class Trainer:
                       crop=d.crop, on_bad_image=self.bad_images)
         if self.streaming:
             return self._streaming_datasets()
-        train_set = load_image_dataset(d.source, split="train", limit=d.limit, hflip=d.hflip, **common)
+        train_set = load_image_dataset(d.source, split="train", limit=d.limit, hflip=d.hflip, binarize=d.binarize,
+                                       **common)
         try:
             heldout = load_image_dataset(d.source, split="test", limit=min(d.limit or 1000, 1000), **common)
+            if d.binarize != "none":  # the same bits for every model (vaegan.data.binarize_heldout)
+                heldout = BinarizedImages(heldout, "static", HELDOUT_BINARIZE_SEED)
         except (ValueError, OSError) as err:
             logger.warning("no held-out split for %s (%s); skipping held-out metrics.", d.source, err)
             heldout = None
