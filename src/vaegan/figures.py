@@ -19,8 +19,7 @@ def save_sample_grid(model: GenerativeModel, path: str | Path, num_samples: int 
                      temperature: float = 1.0, nrow: int | None = None,
                      class_labels: ClassLabels | None = None) -> Path:
     """Sample ``num_samples`` images with a fixed seed (and ``class_labels``) and write them as one PNG grid."""
-    labels = {} if class_labels is None else {"class_labels": class_labels}  # families without labels: no argument
-    images = model.sample(num_samples, generator=seeded(seed), temperature=temperature, **labels)
+    images = model.sample(num_samples, generator=seeded(seed), temperature=temperature, class_labels=class_labels)
     return _save(make_grid(images.float().cpu(), nrow=nrow), path)
 
 
@@ -57,8 +56,7 @@ def interpolation_frames(model: GenerativeModel, steps: int = 10, seed: int = 0,
         start, end = model.prior_latents(2, generator=generator)
     if class_labels is None and model.num_classes is not None:
         class_labels = int(model.prepare_class_labels(None, 1, generator, draw_missing=True)[0])
-    labels = {} if class_labels is None else {"class_labels": class_labels}
-    return model.interpolate(start, end, steps=steps, mode=mode, **labels)
+    return model.interpolate(start, end, steps=steps, mode=mode, class_labels=class_labels)
 
 
 def save_interpolation(model: GenerativeModel, path: str | Path, steps: int = 10, seed: int = 0,
