@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bernoulli_family
 import pytest
 import torch
 import yaml
 from PIL import Image
 from training_utils import TINY_MODELS
 
-from vaegan import VAE, AutoModel
+from vaegan import AE, VAE, AutoModel
+from vaegan.cli import main
 
 VAEGAN = [sys.executable, "-m", "vaegan.cli"]
 
@@ -57,6 +59,26 @@ def test_interpolate_writes_strip_and_gif(saved_vae, tmp_path):
     assert Image.open(tmp_path / "s.png").size == (6 * 30 + 2, 32)
     gif = Image.open(tmp_path / "s.gif")
     assert gif.format == "GIF" and gif.n_frames >= 6
+
+
+def test_sample_and_interpolate_ask_the_model_what_it_can_do(tmp_path, capsys):
+    """In-process (the latent-free family is registered in this process only): what each model can do decides."""
+    with bernoulli_family.registered():
+        bernoulli_family.make(num_classes=3).save_pretrained(tmp_path / "bernoulli")
+        assert main(["sample", str(tmp_path / "bernoulli"), "-n", "4", "-o", str(tmp_path / "b.png"),
+                     "--label", "2"]) == 0
+        assert Image.open(tmp_path / "b.png").size == (2 * 30 + 2, 2 * 30 + 2)
+        assert main(["interpolate", str(tmp_path / "bernoulli"), "-o", str(tmp_path / "i.png")]) == 2
+    err = capsys.readouterr().err
+    assert (f"{tmp_path / 'bernoulli'} (PixelBernoulli) has no latent space, so it cannot interpolate; use "
+            f"`vaegan sample {tmp_path / 'bernoulli'}`") in err and "Traceback" not in err
+    assert not (tmp_path / "i.png").exists()
+
+    torch.manual_seed(0)
+    AE(latent_dim=2, block_out_channels=[8, 8], strides=[2, 2]).save_pretrained(tmp_path / "ae")  # no prior yet
+    assert main(["sample", str(tmp_path / "ae"), "-o", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert "This AE has no latent prior yet" in err and "fit_prior(latents)" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

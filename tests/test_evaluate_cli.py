@@ -2,7 +2,9 @@
 
 import json
 import sys
+from pathlib import Path
 
+import bernoulli_family
 import torch
 from huggingface_hub import ModelCard
 
@@ -98,3 +100,25 @@ def test_saving_new_weights_drops_the_old_evaluation(tmp_path):
     torch.manual_seed(1)
     VAE(architecture="mlp", hidden_dims=(32,), latent_dim=2).save_pretrained(model)  # other weights, same folder
     assert read_eval_results(model) is None and "## Evaluation" not in (model / "README.md").read_text()
+
+
+def test_evaluate_a_saved_model_with_an_exact_likelihood(tmp_path, capsys):
+    """A latent-free family registered by a plugin: `vaegan evaluate` offers nll / bpd, never the VAE's bounds."""
+    with bernoulli_family.registered():
+        bernoulli_family.make().save_pretrained(tmp_path / "m")
+        output = str(tmp_path / "r.json")
+        assert main(["evaluate", str(tmp_path / "m"), *FAST, "--output", output, "--update-card"]) == 0
+        result = json.loads(Path(output).read_text())
+        assert {"nll", "bpd", "fd_mnist", "confident"} <= set(result["metrics"])
+        assert not {"elbo_nll", "iwae_nll", "recon_mse"} & set(result["metrics"]) and "iwae_samples" not in result
+        assert result["metrics"]["bpd"] > 0 and result["heldout_images"] == 30
+        card = ModelCard.load(tmp_path / "m" / "README.md")
+        splits = {r.metric_type: r.dataset_split for r in card.data.eval_results}
+        assert splits["nll"] == splits["bpd"] == "test" and splits["fd_mnist"] == "train"
+        assert "| `nll` |" in card.text and "--num-heldout 30" in card.text and "--iwae-samples" not in card.text
+        assert "nll" in capsys.readouterr().out
+
+        assert main(["evaluate", str(tmp_path / "m"), "--metrics", "iwae_nll", *FAST]) == 2
+        err = capsys.readouterr().err
+        assert "'iwae_nll' does not apply to PixelBernoulli" in err and "needs a model with likelihood bounds" in err
+        assert "Valid metrics" in err and "nll, bpd" in err and "Traceback" not in err

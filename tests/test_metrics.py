@@ -4,18 +4,21 @@ likelihood bounds, metric selection and its errors, and the inception code path 
 import math
 import sys
 
+import bernoulli_family
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 from torch import nn
 
-from vaegan import GAN, VAE, ConfigError
+from vaegan import AE, GAN, VAE, ConfigError
 from vaegan.metrics import (
     CLASSIFIER_INFO,
+    applicable_metrics,
     class_coverage,
     confident,
     evaluate,
+    exact_nll,
     frechet_distance,
     inception_score,
     kernel_distance,
@@ -114,6 +117,44 @@ def test_iwae_with_one_posterior_sample_estimates_the_elbo():
     assert bounds["elbo_bpd"] == pytest.approx(bounds["elbo_nll"] / (784 * math.log(2)))
 
 
+#: likelihood_bounds of the fixed tiny VAEs below, computed by vaegan.metrics.likelihood as of commit b7f8f14 (before
+#: the bounds moved into VAE.likelihood_bounds): the move must not change a number.
+BOUNDS_BEFORE_THE_MOVE = {
+    "bce": (45.20394800397541, 45.02364483467645),
+    "mse": (49.05352789027563, 48.99275028239023),
+    "conditional": (44.89316532130326, 44.76527084349482),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDS_BEFORE_THE_MOVE))
+def test_likelihood_bounds_give_the_numbers_of_the_code_before_they_moved_into_the_vae(case):
+    kwargs = {"bce": {}, "mse": {"reconstruction_loss": "mse", "mse_weight": 50.0},
+              "conditional": {"num_classes": 3}}[case]
+    labels = torch.arange(70) % 3 if case == "conditional" else None
+    torch.manual_seed(0)
+    model = VAE(architecture="mlp", hidden_dims=(16,), latent_dim=3, image_size=8, **kwargs)
+    images = torch.rand(70, 1, 8, 8, generator=torch.Generator().manual_seed(1))  # two batches of 50 and 20
+    bounds = likelihood_bounds(model, images, k=100, generator=torch.Generator().manual_seed(2), class_labels=labels)
+    elbo, iwae = BOUNDS_BEFORE_THE_MOVE[case]
+    assert bounds["elbo_nll"] == pytest.approx(elbo, rel=1e-12) and bounds["iwae_nll"] == pytest.approx(iwae, rel=1e-12)
+    assert bounds["iwae_bpd"] == pytest.approx(iwae / (64 * math.log(2)), rel=1e-12)
+
+    # The model's own per-image bounds (what the metric averages), lower bounds on log p(x): iwae >= elbo on average.
+    per_image = model.likelihood_bounds(images[:5], k=50, generator=torch.Generator().manual_seed(0),
+                                        class_labels=None if labels is None else labels[:5])
+    assert set(per_image) == {"elbo", "iwae"} and all(v.shape == (5,) for v in per_image.values())
+    assert float(per_image["iwae"].mean()) > float(per_image["elbo"].mean())
+    assert model.training  # the caller's mode is left as it was
+
+
+def test_the_vae_bounds_need_labels_of_a_conditional_vae_and_k_at_least_one():
+    model = tiny_vae(num_classes=10)
+    with pytest.raises(ValueError, match="class-conditional.*pass class_labels"):
+        model.likelihood_bounds(torch.rand(2, 1, 28, 28), k=2)
+    with pytest.raises(ValueError, match="k >= 1"):
+        model.likelihood_bounds(torch.rand(2, 1, 28, 28), k=0, class_labels=[1, 2])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["bce", "mse"])
 def test_iwae_below_elbo_and_both_fall_as_the_vae_trains(loss):
@@ -205,8 +246,14 @@ def test_evaluate_a_vae_gets_likelihood_and_reconstruction_metrics():
 
 def test_inapplicable_or_unknown_metrics_and_features_are_clear_errors():
     gan = tiny_gan()
-    with pytest.raises(ConfigError, match=r"'iwae_nll' does not apply to GAN.*needs a VAE.*Valid metrics.*fd_mnist"):
+    with pytest.raises(ConfigError, match=r"'iwae_nll' does not apply to GAN.*needs a model with likelihood bounds "
+                                          r"\(the likelihood_bounds method: a VAE's ELBO / IWAE\).*Valid.*fd_mnist"):
         evaluate(gan, metrics=["iwae_nll"])
+    with pytest.raises(ConfigError, match=r"'nll' does not apply to VAE.*needs a model with an exact likelihood "
+                                          r"\(the log_likelihood method"):
+        evaluate(tiny_vae(), metrics=["nll"])
+    with pytest.raises(ConfigError, match=r"'recon_mse' does not apply to GAN.*needs a model that can reconstruct"):
+        evaluate(gan, metrics=["recon_mse"])
     with pytest.raises(ConfigError, match=r"unknown metric 'fid_mnist'.*Did you mean 'fd_mnist'"):
         evaluate(gan, metrics=["fid_mnist"])
     with pytest.raises(ConfigError, match=r"'fid' does not apply.*needs --features inception"):
@@ -267,7 +314,11 @@ def test_the_classifier_weights_are_package_data():
 class RealDigitsByLabel(torch.nn.Module):
     """A stand-in class-conditional model that 'generates' real held-out digits of class ``label + shift``."""
 
-    family, can_sample, num_classes, image_shape = "gan", True, 10, (1, 28, 28)
+    can_sample, num_classes, image_shape = True, 10, (1, 28, 28)
+
+    @classmethod
+    def capabilities(cls) -> frozenset[str]:
+        return frozenset()  # samples only
 
     def __init__(self, shift: int = 0):
         super().__init__()
@@ -301,3 +352,65 @@ def test_class_accuracy_needs_a_conditional_digit_model_and_conditional_vaes_get
     result = evaluate(cvae, num_samples=100, iwae_samples=5, num_heldout=30)
     assert {"class_accuracy", "elbo_nll", "iwae_nll", "recon_mse", "fd_mnist"} <= set(result["metrics"])
     assert all(math.isfinite(v) for v in result["metrics"].values())
+
+
+# ---------------------------------------------------------------------------------------------------- capabilities
+GENERATION = {"fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "confident",
+              "class_coverage"}
+
+
+def test_metrics_are_chosen_by_capability_never_by_family_name():
+    def chosen(cls, can_sample=True):
+        return set(applicable_metrics(cls.capabilities(), can_sample, "mnist"))
+
+    assert chosen(bernoulli_family.PixelBernoulli) == GENERATION | {"nll", "bpd"}
+    assert chosen(VAE) == GENERATION | {"elbo_nll", "iwae_nll", "elbo_bpd", "iwae_bpd", "recon_mse"}
+    assert chosen(AE, can_sample=False) == {"recon_mse"}  # before its prior is fitted
+    assert chosen(GAN) == GENERATION
+
+    class RenamedVAE(VAE):  # a family tag says nothing: the capabilities decide
+        family = "gan"
+
+    assert chosen(RenamedVAE) == chosen(VAE)
+
+
+def test_exact_nll_and_bpd_of_a_model_with_an_exact_likelihood():
+    images = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    uniform = bernoulli_family.PixelBernoulli()  # every logit 0: each binary pixel has probability 1/2
+    assert exact_nll(uniform, images) == pytest.approx({"nll": 64 * math.log(2), "bpd": 1.0}, rel=1e-6)
+
+    model = bernoulli_family.make(image_size=8, num_classes=3)
+    labels = torch.arange(30) % 3
+    binary = (images > 0.5).float()
+    logits = model.logits.detach()[labels]
+    expected = -torch.distributions.Bernoulli(logits=logits).log_prob(binary).sum((1, 2, 3)).mean()
+    result = exact_nll(model, images, class_labels=labels, batch_size=7)  # batches of 7: the same average
+    assert result["nll"] == pytest.approx(float(expected), rel=1e-6)
+    assert result["bpd"] == pytest.approx(float(expected) / (64 * math.log(2)), rel=1e-6)
+    with pytest.raises(ValueError, match="VAE has no log likelihood.*nll / bpd cannot be computed"):
+        exact_nll(tiny_vae(), torch.rand(2, 1, 28, 28))
+
+
+def test_evaluate_a_latent_free_model_with_an_exact_likelihood():
+    model = bernoulli_family.make()
+    result = evaluate(model, num_samples=100, num_heldout=40)
+    assert set(result["metrics"]) == GENERATION | {"nll", "bpd"} and result["heldout_images"] == 40
+    heldout = _real_images("mnist-5k", "test", 1, 28, 40, None)
+    assert result["metrics"]["nll"] == pytest.approx(exact_nll(model, heldout)["nll"], rel=1e-9)
+    only = evaluate(model, metrics=["bpd"], num_heldout=10)
+    assert list(only["metrics"]) == ["bpd"] and "num_samples" not in only and "iwae_samples" not in only
+
+
+def test_select_best_by_a_sample_metric_needs_a_model_that_samples_during_training():
+    """Told by the model built from the config (its latent prior is fitted after training), not by its family."""
+    from vaegan.training.config import config_from_dict
+
+    def config(**model):
+        return config_from_dict({"model": model, "data": {"source": "mnist-5k"},
+                                 "train": {"eval_every": 10, "select_best_by": "fd_mnist"}})
+
+    with pytest.raises(ConfigError, match=r"a VAE samples only after training, once its latent prior is fitted\): "
+                                          r"elbo_nll, .*recon_mse; got 'fd_mnist'"):
+        config(**{"class": "VAE", "prior": "gmm"})
+    assert config(**{"class": "VAE"}).train.select_best_by == "fd_mnist"
+    assert config(**{"class": "GAN", "clusters": 3}).train.select_best_by == "fd_mnist"  # clusters: before training

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bernoulli_family
 import numpy as np
 import pytest
 import torch
@@ -128,7 +129,9 @@ def test_autoencoder_without_prior_has_no_samples_and_says_why(tmp_path):
     text = (tmp_path / "ae" / "README.md").read_text()
     assert not (tmp_path / "ae" / "samples.png").exists()
     assert "![samples]" not in text
-    assert "no fitted latent prior, so it cannot generate samples" in text and "fit_prior" in text
+    # The card says why in the model's own words (one text: AE.unfitted_prior_message).
+    assert f"No samples are shown. {ae.cannot_sample_reason()}" in text
+    assert "no latent prior yet" in text and "cannot generate samples" in text and "fit_prior(latents)" in text
     assert "model.reconstruct(images)" in _snippet(tmp_path / "ae" / "README.md")
 
     ae.fit_prior(torch.randn(50, 2))  # now it can sample: a grid appears ...
@@ -140,10 +143,10 @@ def test_autoencoder_without_prior_has_no_samples_and_says_why(tmp_path):
 
 
 def test_usage_snippets_run_as_written(tmp_path):
-    """The README snippets of a VAE, a GAN and an AE without prior, executed verbatim in a fresh interpreter."""
+    """The README snippets of a VAE, a GAN and AEs without prior, executed verbatim in a fresh interpreter."""
     folders = {}
     for name, model in (("vae", _model(VAE, **SMALL_VAE)), ("gan", _model(GAN, **SMALL_GAN)),
-                        ("ae", _model(AE, **SMALL_AE))):
+                        ("ae", _model(AE, **SMALL_AE)), ("cae", _model(AE, **SMALL_AE, num_classes=3))):
         model.save_pretrained(tmp_path / name)
         folders[name] = tmp_path / name
     readmes = {name: (folder / "README.md").read_text() for name, folder in folders.items()}
@@ -161,6 +164,7 @@ def test_usage_snippets_run_as_written(tmp_path):
         snippets["vae"] + checks.format(c=1) + "import os; assert os.path.getsize('my_samples.png') > 0",
         snippets["gan"] + checks.format(c=1),
         snippets["ae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 2)",
+        snippets["cae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 2)",
         "print('snippets ok')",
     ])
     run_dir = tmp_path / "run"
@@ -181,6 +185,54 @@ def test_card_uses_the_repo_id_when_known(tmp_path):
     assert 'VAE.from_pretrained("org/from-trainer")' in _snippet(tmp_path / "b" / "README.md")
     vae.save_pretrained(tmp_path / "c", model_card=False)
     assert sorted(os.listdir(tmp_path / "c")) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+# ---------------------------------------------------------------------------------------------------- any family
+def test_card_of_a_latent_free_family_with_an_exact_likelihood(tmp_path):
+    """No latent sentence, row or call for a family without a latent space; its likelihood in the snippet; nll / bpd
+    of an evaluation in model-index; the class-conditional snippet runs as written."""
+    model = bernoulli_family.make(num_classes=3, class_names=["zero", "one", "two"])
+    evaluation = {"data": "mnist-5k", "seed": 0, "heldout_images": 20, "metrics": {"nll": 321.5, "bpd": 0.59}}
+    with bernoulli_family.registered():
+        model.save_pretrained(tmp_path / "m", training_summary={"evaluation": evaluation})
+        text = (tmp_path / "m" / "README.md").read_text()
+        snippet = _snippet(tmp_path / "m" / "README.md")
+        card = ModelCard.load(tmp_path / "m" / "README.md")
+    assert "Images are 1 x 28 x 28." in text and "latent" not in text.lower() and "None" not in text
+    assert "pass `class_labels` (indices or class names) to `sample`, `log_likelihood` and the pipelines" in text
+    assert "| Capabilities (besides sampling) | `log_likelihood` |" in text
+    assert "prior_latents" not in snippet and "generate_all_classes" not in snippet
+    assert 'model.log_likelihood(images, class_labels="two")' in snippet
+    results = {r.metric_type: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
+    assert results == {"nll": (321.5, "test"), "bpd": (0.59, "test")}
+
+    folder = (tmp_path / "m").as_posix()
+    script = "\n".join([
+        "import sys", f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "import bernoulli_family, vaegan", "vaegan.register_model(bernoulli_family.PixelBernoulli)",
+        snippet.replace('"your-username/m"', repr(folder)),
+        "assert images.shape == (8, 1, 28, 28) and log_p.shape == (8,) and (log_p < 0).all()",
+        "print('snippet ok')",
+    ])
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "snippet ok" in result.stdout
+
+
+def test_card_lists_capabilities_and_keeps_the_latent_space_of_latent_families(tmp_path):
+    ae = _model(AE, **SMALL_AE, num_classes=2)
+    ae.save_pretrained(tmp_path / "ae")
+    text = (tmp_path / "ae" / "README.md").read_text()
+    assert "the latent space has 2 dimensions" in text and "| Latent dimension | 2 |" in text
+    assert "| Capabilities (besides sampling) | `encoder`, `latent_space`, `reconstruction` |" in text
+    assert "to `sample`, `interpolate`, `reconstruct` and the pipelines" in text
+    snippet = _snippet(tmp_path / "ae" / "README.md")  # cannot sample: a class-conditional reconstruction
+    assert "model.reconstruct(images, class_labels=labels)" in snippet and "# (4, 2)" in snippet
+    vae = _model(VAE, **SMALL_VAE, num_classes=2)
+    vae.save_pretrained(tmp_path / "vae")
+    assert "generate_all_classes" in _snippet(tmp_path / "vae" / "README.md")
+    assert "`likelihood_bounds`" in (tmp_path / "vae" / "README.md").read_text()
 
 
 # ---------------------------------------------------------------------------------------------------- vaegan.images

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bernoulli_family
 import numpy as np
 import pytest
 import torch
@@ -307,3 +308,88 @@ def test_pickle_only_pipeline_repo_is_refused_over_http(hub, tmp_path):
         with pytest.raises(CheckpointError, match="safetensors"):
             load("org/evil-pipe")
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------------- any family
+def test_a_latent_free_family_samples_through_the_generic_pipeline_but_cannot_interpolate(tmp_path):
+    model = bernoulli_family.make()
+    pipe = GenerativePipeline(model)
+    with bernoulli_family.registered():
+        images = pipe(batch_size=4, generator=seed(3), output_type="pt").images
+        assert torch.equal(images, model.sample(4, generator=seed(3)))
+        with pytest.raises(NotImplementedError, match="PixelBernoulli has no latent space, so it cannot interpolate"):
+            pipe.interpolate(0, 1)  # seeds as end points need a latent space too
+        pipe.save_pretrained(tmp_path / "p")
+        loaded = DiffusionPipeline.from_pretrained(tmp_path / "p")
+        assert type(loaded) is GenerativePipeline and type(loaded.model) is bernoulli_family.PixelBernoulli
+        assert torch.equal(loaded(batch_size=4, generator=seed(3), output_type="pt").images, images)
+    conditional = bernoulli_family.make(num_classes=3)
+    labelled = GenerativePipeline(conditional)(class_labels=[2, 0], generator=seed(1), output_type="pt").images
+    assert torch.equal(labelled, conditional.sample(2, generator=seed(1), class_labels=[2, 0]))
+
+
+@pytest.fixture
+def plugin_pipeline():
+    """``BernoulliPipeline`` registered as a plugin's pipeline for one test."""
+    from vaegan import pipeline_registry
+
+    with bernoulli_family.registered():
+        yield vaegan.register_pipeline(bernoulli_family.BernoulliPipeline)
+    pipeline_registry._REGISTRY.pop("BernoulliPipeline", None)
+    import diffusers
+
+    vars(diffusers).pop("BernoulliPipeline", None)
+
+
+def test_a_plugin_registers_its_own_pipeline(tmp_path, plugin_pipeline):
+    model = bernoulli_family.make()
+    pipe = plugin_pipeline(model)
+    assert pipe.bernoulli is model and pipe.config["bernoulli"] == ("vaegan", "PixelBernoulli")
+    pipe.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert index["_class_name"] == "BernoulliPipeline" and (tmp_path / "p" / "bernoulli" / "config.json").is_file()
+    expected = pipe(batch_size=3, generator=seed(0), output_type="pt").images
+    for load in (DiffusionPipeline.from_pretrained, GenerativePipeline.from_pretrained,
+                 plugin_pipeline.from_pretrained):
+        loaded = load(tmp_path / "p")
+        assert type(loaded) is plugin_pipeline
+        assert torch.equal(loaded(batch_size=3, generator=seed(0), output_type="pt").images, expected)
+    with pytest.raises(ConfigError, match="'BernoulliPipeline' pipeline, not a VAEPipeline"):
+        VAEPipeline.from_pretrained(tmp_path / "p")
+
+    with pytest.raises(ValueError, match="the pipeline name 'VAEPipeline' is vaegan's own"):
+        vaegan.register_pipeline(type("VAEPipeline", (GenerativePipeline,), {}))
+    with pytest.raises(TypeError, match="not a vaegan GenerativePipeline subclass"):
+        vaegan.register_pipeline(DiffusionPipeline)
+    assert vaegan.pipelines.get_pipeline_class("VAEPipeline") is VAEPipeline
+
+
+def test_a_pipeline_from_the_entry_point_group_loads_in_a_fresh_process(tmp_path, plugin_pipeline):
+    """A folder naming a plugin's pipeline loads after a plain `import vaegan` in a process that never imported the
+    plugin: the "vaegan.pipelines" (and "vaegan.models") entry points of an installed distribution name it."""
+    plugin_pipeline(bernoulli_family.make()).save_pretrained(tmp_path / "p")
+    site = tmp_path / "site"
+    dist_info = site / "bernoulli_plugin-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bernoulli-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[vaegan.models]\nPixelBernoulli = bernoulli_plugin:PixelBernoulli\n\n"
+        "[vaegan.pipelines]\nBernoulliPipeline = bernoulli_plugin:BernoulliPipeline\n")
+    (site / "bernoulli_plugin.py").write_text(Path(bernoulli_family.__file__).read_text())
+    script = "\n".join([
+        "import sys, torch",
+        "import vaegan",
+        "from diffusers import DiffusionPipeline",
+        "assert 'bernoulli_plugin' not in sys.modules",
+        f"pipe = DiffusionPipeline.from_pretrained({str(tmp_path / 'p')!r})",
+        "assert type(pipe).__name__ == 'BernoulliPipeline' and type(pipe).__module__ == 'bernoulli_plugin'",
+        f"again = vaegan.GenerativePipeline.from_pretrained({str(tmp_path / 'p')!r})",
+        "assert type(again) is type(pipe)",
+        "print(pipe(batch_size=2, output_type='pt').images.shape)",
+    ])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch.Size([2, 1, 28, 28])" in result.stdout

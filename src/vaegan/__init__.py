@@ -1,21 +1,23 @@
 """vaegan: autoencoders, VAEs and GANs as first-class citizens of the Hugging Face ecosystem."""
 
+import importlib.util
 import sys
 from typing import Any
 
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
 from .models import AE, GAN, VAE, AutoModel, GenerativeModel, PixelCNN, available_models, register_model
 from .models.registry import PluginError, reload_plugins
+from .pipeline_registry import BUILT_IN_PIPELINES as _PIPELINES
+from .pipeline_registry import register_pipeline
 
 __version__ = "0.1.0"
 
-# diffusers pipelines (``vaegan.VAEPipeline`` ...) load on first use: importing diffusers' DiffusionPipeline pulls
-# in transformers when it is installed, a cost ``import vaegan`` should not pay.
-_PIPELINES = ("AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline")
+# diffusers pipelines (``vaegan.VAEPipeline`` ...; _PIPELINES) load on first use: importing diffusers'
+# DiffusionPipeline pulls in transformers when it is installed, a cost ``import vaegan`` should not pay.
 
 __all__ = ["AE", "GAN", "VAE", "AEPipeline", "AutoModel", "CheckpointError", "ConfigError", "GANPipeline",
            "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VAEPipeline", "VaeganError",
-           "WeightsMismatchError", "available_models", "register_model", "reload_plugins"]
+           "WeightsMismatchError", "available_models", "register_model", "register_pipeline", "reload_plugins"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,7 +25,10 @@ def __getattr__(name: str) -> Any:
         from . import pipelines
 
         return getattr(pipelines, name)
-    if not name.startswith("_"):  # a registered model class, plugins included: model_index.json's ["vaegan", ...]
+    # A registered model class, plugins included: model_index.json's ["vaegan", ...]. Not a submodule's name:
+    # `from . import pipelines` asks for the attribute before importing it, and a plugin discovery started there
+    # would import plugin modules that are halfway through their own import (`from vaegan import ...`).
+    if not name.startswith("_") and "." not in name and importlib.util.find_spec(f"{__name__}.{name}") is None:
         from .models.registry import get_model_class
 
         try:
@@ -41,7 +46,8 @@ class _LazyDiffusersObjects(dict):
     """``diffusers._objects`` that also resolves vaegan's pipeline names, importing them only when asked for.
 
     ``DiffusionPipeline.from_pretrained`` looks ``model_index.json``'s ``_class_name`` up in the ``diffusers``
-    namespace; this lets it find ``VAEPipeline`` & co. after a plain ``import vaegan``.
+    namespace; this lets it find ``VAEPipeline`` & co. after a plain ``import vaegan``, and the pipelines of plugins
+    (:mod:`vaegan.pipeline_registry`).
     """
 
     def __init__(self, objects: dict, names: tuple[str, ...]):
@@ -49,13 +55,27 @@ class _LazyDiffusersObjects(dict):
         self.names = names
 
     def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name) or name in self.names
+        if dict.__contains__(self, name) or name in self.names:
+            return True
+        if not isinstance(name, str) or name.startswith("_"):
+            return False
+        import diffusers
+
+        from .pipeline_registry import is_pipeline_name
+
+        if name in getattr(diffusers, "_class_to_module", {}) or name in getattr(diffusers, "_modules", ()):
+            return False  # diffusers' own names stay diffusers'
+        return is_pipeline_name(name)  # a plugin's pipeline, maybe from an entry point not imported yet
 
     def __missing__(self, name: str) -> Any:
         if name in self.names:
             from . import pipelines
 
             return getattr(pipelines, name)
+        from .pipeline_registry import get_pipeline_class, is_pipeline_name
+
+        if isinstance(name, str) and is_pipeline_name(name):
+            return get_pipeline_class(name)
         raise KeyError(name)
 
 

@@ -147,25 +147,18 @@ def _importable_name(cls: type) -> str | None:
     return cls.__name__ if vars(vaegan).get(cls.__name__) is cls else None
 
 
-def _can_reconstruct(model: GenerativeModel) -> bool:
-    return callable(getattr(model, "reconstruct", None))
-
-
 # ---------------------------------------------------------------------------------------------------- samples
 def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
     """Write the card's sample grid ``samples.png`` into ``folder``.
 
-    Returns None on success, else the reason the model cannot sample (an AE without a fitted prior).
+    Returns None on success, else the reason the model cannot sample, in the model's own words (e.g. an AE
+    without a fitted prior).
     """
     import torch
 
     from .images import make_grid
 
-    if not model.can_sample and model.family == "ae":
-        return ("This autoencoder has no fitted latent prior, so it cannot generate samples: call "
-                "`model.fit_prior(latents)` with the latents of its training images (vaegan's trainer does this "
-                "at the end of training), or use a VAE with its built-in standard-normal prior.")
-    if not model.can_sample:  # e.g. a VAE's unfitted mixture prior, a GAN's unfitted clusters: the model says why
+    if not model.can_sample:
         return model.cannot_sample_reason()
     try:
         if model.num_classes is not None:  # rows = classes
@@ -173,7 +166,7 @@ def save_card_samples(model: GenerativeModel, folder: str | Path) -> str | None:
             images = model.sample(len(labels), generator=torch.Generator().manual_seed(CARD_SEED), class_labels=labels)
             grid = make_grid(images.float().cpu(), nrow=CARD_PER_CLASS)
         else:
-            images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED))
+            images = model.sample(CARD_SAMPLES, generator=torch.Generator().manual_seed(CARD_SEED), class_labels=None)
             grid = make_grid(images.float().cpu(), nrow=CARD_GRID_ROWS)
     except (RuntimeError, NotImplementedError, ValueError) as err:
         logger.warning("No sample grid in the model card of %s: %s", type(model).__name__, err)
@@ -203,43 +196,63 @@ def _samples_caption(model: GenerativeModel) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- model cards
+def _shape(*dims: Any) -> str:
+    return "(" + ", ".join(map(str, dims)) + ")"
+
+
+def _sampling_lines(model: GenerativeModel, shape: tuple[int, int, int]) -> tuple[list[str], str]:
+    """Snippet lines that sample (and draw a class grid), and the ``class_labels`` argument they used."""
+    if model.num_classes is None:
+        return [f"images = model.sample(16, generator=torch.Generator().manual_seed({CARD_SEED}))  "
+                f"# {_shape(16, *shape)}, values in [0, 1]",
+                "make_grid(images, nrow=4).save(\"my_samples.png\")"], ""
+    names = model.class_names
+    label = json.dumps(names[-1]) if names else str(model.num_classes - 1)
+    lines = [f"generator = torch.Generator().manual_seed({CARD_SEED})",
+             f"images = model.sample(8, class_labels={label}, generator=generator)  # {_shape(8, *shape)} of class "
+             f"{label}, values in [0, 1]",
+             "make_grid(images, nrow=8).save(\"my_samples.png\")"]
+    if model.has_latent_space:
+        lines += ["# one row per latent (its style) drawn as every class",
+                  "styles = model.generate_all_classes(model.prior_latents(4, generator=generator))",
+                  f"make_grid(styles, nrow={model.num_classes}).save(\"styles.png\")"]
+    return lines, f", class_labels={label}"
+
+
+def _image_lines(model: GenerativeModel, shape: tuple[int, int, int]) -> tuple[list[str], str]:
+    """Snippet lines that reconstruct / encode images (a model that cannot sample), and their ``class_labels``."""
+    lines = [f"images = torch.rand(4, {', '.join(map(str, shape))})  # replace with your images, values in [0, 1]"]
+    labels = ""
+    if model.num_classes is not None:
+        lines.append("labels = torch.zeros(4, dtype=torch.long)  # replace with the images' classes")
+        labels = ", class_labels=labels"
+    if model.can_reconstruct:
+        lines.append(f"reconstructions = model.reconstruct(images{labels})  # {_shape(4, *shape)}")
+    if model.has_encoder:
+        latents = _shape(4, *model.latent_shape) if model.latent_shape else "the latents"
+        lines.append(f"latents = model.encode_images(images{labels})  # {latents}")
+    return lines, labels
+
+
 def _usage(model: GenerativeModel, target: str, can_sample: bool, subfolder: str | None = None) -> str:
+    """A snippet that loads the model and uses what it can do: sample (or reconstruct and encode images when it
+    cannot sample yet), its latent space, its likelihood."""
     cls = type(model)
     name = _importable_name(cls)
     imports = ["import torch", "", f"from vaegan import {name}" if name else "from vaegan import AutoModel"]
     loader = name or "AutoModel"
     where = json.dumps(target) + (f", subfolder={json.dumps(subfolder)}" if subfolder else "")
-    lines = [f"model = {loader}.from_pretrained({where})"]
-    c, h, w = model.image_shape
-    if can_sample and model.num_classes is not None:
-        names = model.class_names
-        label = json.dumps(names[-1]) if names else str(model.num_classes - 1)
+    shape = model.image_shape
+    if can_sample:
         imports.append("from vaegan.images import make_grid")
-        lines += [
-            f"generator = torch.Generator().manual_seed({CARD_SEED})",
-            f"images = model.sample(8, class_labels={label}, generator=generator)  # (8, {c}, {h}, {w}) of class "
-            f"{label}, values in [0, 1]",
-            "make_grid(images, nrow=8).save(\"my_samples.png\")",
-            "# one row per latent (its style) drawn as every class",
-            "styles = model.generate_all_classes(model.prior_latents(4, generator=generator))",
-            f"make_grid(styles, nrow={model.num_classes}).save(\"styles.png\")",
-        ]
-    elif can_sample:
-        imports.append("from vaegan.images import make_grid")
-        lines += [
-            f"images = model.sample(16, generator=torch.Generator().manual_seed({CARD_SEED}))  "
-            f"# (16, {c}, {h}, {w}), values in [0, 1]",
-            "make_grid(images, nrow=4).save(\"my_samples.png\")",
-        ]
-    elif _can_reconstruct(model):
-        lines += [
-            f"images = torch.rand(4, {c}, {h}, {w})  # replace with your images, values in [0, 1]",
-            f"reconstructions = model.reconstruct(images)  # (4, {c}, {h}, {w})",
-            f"latents = model.encode_images(images)  # (4, {model.latent_dim})",
-        ]
+        uses, labels = _sampling_lines(model, shape)
+    elif model.can_reconstruct or model.has_encoder or model.supports("log_likelihood"):
+        uses, labels = _image_lines(model, shape)
     else:
-        lines += [f"print(model.image_shape, model.latent_dim)  # ({c}, {h}, {w}) {model.latent_dim}"]
-    lines = _placeholder_note(target) + lines
+        uses, labels = [f"print(model.image_shape)  # {_shape(*shape)}"], ""
+    if model.supports("log_likelihood"):  # both branches above define `images`
+        uses.append(f"log_p = model.log_likelihood(images{labels})  # log p(x) of each image, nats")
+    lines = _placeholder_note(target) + [f"model = {loader}.from_pretrained({where})"] + uses
     prefix = "" if name else f"# needs the package that provides {cls.__name__} (a vaegan plugin)\n"
     return "```python\n" + prefix + "\n".join(imports) + "\n\n" + "\n".join(lines) + "\n```"
 
@@ -295,7 +308,7 @@ def _tags(model: GenerativeModel, dataset_id: str | None, summary: Mapping[str, 
     if isinstance(architecture, str):
         tags.append(_ARCHITECTURE_TAGS.get(architecture, architecture))
     loss = config.get("loss")
-    if family == "gan" and loss in _LOSS_TAGS:
+    if isinstance(loss, str) and loss in _LOSS_TAGS:
         tags.append(_LOSS_TAGS[loss])
     tags.append(PIPELINE_TAG)
     if model.num_classes is not None:
@@ -338,17 +351,21 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     trained_on = f", trained on {summary['dataset']}" if summary.get("dataset") else ""
     c, h, w = model.image_shape
     article = "An" if cls_name[:1] in "AEIO" else "A"
+    latent = f"; the latent space has {model.latent_dim} dimensions" if model.latent_shape else ""
     parts = [
         f"# {title}",
         "",
         f"{article} `{cls_name}` ({_FAMILY_NAMES.get(family, family)}) made with "
-        f"[vaegan](https://github.com/vaegan/vaegan){trained_on}. Images are {c} x {h} x {w}; the latent space has "
-        f"{model.latent_dim} dimensions.",
+        f"[vaegan](https://github.com/vaegan/vaegan){trained_on}. Images are {c} x {h} x {w}{latent}.",
         "",
     ]
     if model.num_classes is not None:
+        methods = ["sample", "interpolate" if model.has_latent_space else None,
+                   "reconstruct" if model.can_reconstruct else None,
+                   "log_likelihood" if model.supports("log_likelihood") else None]
+        listed = ", ".join(f"`{m}`" for m in methods if m)
         parts += [f"It is **class-conditional** ({model.num_classes} classes): pass `class_labels` (indices or class "
-                  f"names) to `sample`, `interpolate` and the pipelines. Classes: {_class_list(model)}.", ""]
+                  f"names) to {listed} and the pipelines. Classes: {_class_list(model)}.", ""]
     if model.config.get("clusters"):
         parts += [f"It was trained conditioned on {model.config.clusters} k-means clusters of its training images (no "
                   "labels); `sample` draws a cluster with its training frequency, and the last "
@@ -360,10 +377,13 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     parts += ["## Usage", "", "Install vaegan (`pip install vaegan`), then:", "",
               _usage(model, target, can_sample=bool(samples), subfolder=subfolder), ""]
     parameters = sum(p.numel() for p in model.parameters())
+    rows = [("Class", f"`{cls_name}` (vaegan {vaegan.__version__})"), ("Parameters", f"{parameters:,}")]
+    if model.latent_shape:
+        rows.append(("Latent dimension", str(model.latent_dim)))
+    capabilities = ", ".join(f"`{name}`" for name in sorted(type(model).capabilities())) or "none"
+    rows += [("Image shape (C, H, W)", f"{(c, h, w)}"), ("Capabilities (besides sampling)", capabilities)]
     parts += [
-        "## Model", "",
-        _table(("", ""), [("Class", f"`{cls_name}` (vaegan {vaegan.__version__})"), ("Parameters", f"{parameters:,}"),
-                          ("Latent dimension", str(model.latent_dim)), ("Image shape (C, H, W)", f"{(c, h, w)}")]),
+        "## Model", "", _table(("", ""), rows),
         "", "### Configuration", "", _table(("Key", "Value"), _config_rows(model)), "",
     ]
     if summary.get("init_from"):

@@ -75,6 +75,8 @@ def run_sample(args: argparse.Namespace) -> None:
     from .figures import save_class_grid, save_sample_grid
 
     model = _load(args.model, args.device)
+    if not model.can_sample:
+        raise RuntimeError(f"{args.model}: {model.cannot_sample_reason()}")
     if args.all_classes and args.label is not None:
         raise ValueError("--all-classes draws every class; drop --label (or drop --all-classes for one class).")
     if args.all_classes:
@@ -101,6 +103,9 @@ def run_interpolate(args: argparse.Namespace) -> None:
     from .figures import save_interpolation
 
     model = _load(args.model, args.device)
+    if not model.has_latent_space:
+        raise ValueError(f"{args.model} ({type(model).__name__}) has no latent space, so it cannot interpolate; use "
+                         f"`vaegan sample {args.model}` to generate images.")
     path = save_interpolation(model, args.output, steps=args.steps, seed=args.seed,
                               mode=args.mode, gif=args.gif, class_labels=_cli_label(model, args.label))
     print(f"Wrote a {args.steps}-step {args.mode} interpolation to {path}" + (f" and {args.gif}" if args.gif else ""))

@@ -12,6 +12,9 @@ takes ``class_labels`` like diffusers' ``DiTPipeline`` (``pipe(class_labels=[3, 
 ``DiffusionPipeline.from_pretrained(folder_or_repo)`` works after ``import vaegan``; the model is then loaded by
 vaegan's own strict, safetensors-only ``from_pretrained``. Nothing from a repo is ever executed:
 ``trust_remote_code`` and ``custom_pipeline`` are refused.
+
+``GenerativePipeline`` works with any vaegan model, plugin families included; a plugin may also add its own pipeline
+class (:func:`register_pipeline` or the ``vaegan.pipelines`` entry-point group, see :mod:`vaegan.pipeline_registry`).
 """
 
 import json
@@ -36,8 +39,10 @@ from .models.gan import GAN
 from .models.registry import get_model_class, register_model, registered_class
 from .models.serialization import CONFIG_DOWNLOAD_KWARGS
 from .models.vae import VAE
+from .pipeline_registry import available_pipelines, get_pipeline_class, register_pipeline, reload_pipeline_plugins
 
-__all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline"]
+__all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline", "available_pipelines",
+           "get_pipeline_class", "register_pipeline", "reload_pipeline_plugins"]
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 LIBRARY = "vaegan"
@@ -60,10 +65,15 @@ def _library_tuple(model: GenerativeModel) -> tuple[str, str] | None:
 
 
 class GenerativePipeline(DiffusionPipeline):
-    """Unconditional image generation with any vaegan model (plugin families included).
+    """Image generation with any vaegan model (plugin families included).
 
     Subclasses name the component after the family (``vae``, ``gan``, ``ae``); this base class calls it ``model``.
+    A plugin's subclass sets ``component_name`` and ``model_class``, takes the model as an ``__init__`` argument
+    of that name, and is registered with :func:`register_pipeline` (or the ``vaegan.pipelines`` entry points).
     """
+
+    #: Marks vaegan pipeline classes for :mod:`vaegan.pipeline_registry` (which must not import this module).
+    is_vaegan_pipeline: ClassVar[bool] = True
 
     #: Name of the pipeline's only component (the ``__init__`` argument and the subfolder of saved pipelines).
     component_name: ClassVar[str] = "model"
@@ -148,8 +158,8 @@ class GenerativePipeline(DiffusionPipeline):
             isinstance(class_labels, torch.Tensor | np.ndarray) and class_labels.ndim == 1)
         if batch_size == 1 and one_per_image:
             batch_size = len(class_labels)
-        labels = {} if class_labels is None else {"class_labels": class_labels}  # plugin families may take none
-        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature, **labels)
+        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature,
+                                              class_labels=class_labels)
         return self._output(images, output_type, return_dict)
 
     def _as_endpoint(self, value: Any) -> torch.Tensor:
@@ -174,15 +184,19 @@ class GenerativePipeline(DiffusionPipeline):
                     return_dict: bool = True, class_labels: Any = None) -> ImagePipelineOutput | tuple:
         """Images along the latent path from ``start`` to ``end`` (both included).
 
-        ``start`` / ``end`` are seeds (ints: the latent ``pipe(generator=torch.Generator().manual_seed(seed))``
-        decodes), latent vectors, or images (``(C, H, W)`` tensors in [0, 1] or PIL images; AE/VAE only, they are
-        encoded first). ``mode`` is ``"slerp"`` (spherical) or ``"lerp"`` (straight line). A class-conditional
-        model needs ``class_labels``: one label for the whole path, or one per step.
+        Models with a latent space only. ``start`` / ``end`` are seeds (ints: the latent
+        ``pipe(generator=torch.Generator().manual_seed(seed))`` decodes), latent vectors, or images (``(C, H, W)``
+        tensors in [0, 1] or PIL images; models with an encoder, e.g. AE/VAE: they are encoded first). ``mode`` is
+        ``"slerp"`` (spherical) or ``"lerp"`` (straight line). A class-conditional model needs ``class_labels``: one
+        label for the whole path, or one per step.
         """
         self._check_output_type(output_type)
         model = self.generative_model
-        labels = {} if class_labels is None else {"class_labels": class_labels}
-        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode, **labels)
+        if not model.has_latent_space:
+            raise NotImplementedError(f"{type(model).__name__} has no latent space, so it cannot interpolate; "
+                                      "generate images with pipe(batch_size=..., generator=...) instead.")
+        images = model.interpolate(self._as_endpoint(start), self._as_endpoint(end), steps=steps, mode=mode,
+                                   class_labels=class_labels)
         return self._output(images, output_type, return_dict)
 
     # ------------------------------------------------------------------ save / load / share
@@ -253,11 +267,14 @@ class GenerativePipeline(DiffusionPipeline):
         download = {k: kwargs[k] for k in CONFIG_DOWNLOAD_KWARGS if k in kwargs and k != "subfolder"}
         config = cls.load_config(source, **download)
         name = config.get("_class_name")
-        target = _PIPELINE_CLASSES.get(name) if isinstance(name, str) else None  # a list: custom pipeline code
+        try:  # a list names custom pipeline code: never a vaegan pipeline
+            target = get_pipeline_class(name) if isinstance(name, str) else None
+        except ConfigError:
+            target = None
         if target is None or not issubclass(target, cls):
             raise ConfigError(
                 f"{source}: model_index.json describes a {name!r} pipeline, not a "
-                f"{cls.__name__}; vaegan pipelines are {', '.join(sorted(_PIPELINE_CLASSES))}."
+                f"{cls.__name__}; vaegan pipelines are {', '.join(available_pipelines())}."
                 + (f" Load it with {target.__name__}.from_pretrained." if target is not None else "")
             )
         try:
@@ -307,17 +324,17 @@ class AEPipeline(GenerativePipeline):
         self._register_model(ae)
 
 
+#: vaegan's own pipelines (registered below; plugins add theirs with :func:`register_pipeline`).
 _PIPELINE_CLASSES: dict[str, type[GenerativePipeline]] = {
     cls.__name__: cls for cls in (GenerativePipeline, VAEPipeline, GANPipeline, AEPipeline)
 }
 
 
 def _register_with_diffusers() -> None:
-    """Make ``diffusers.<Name>`` resolve to these classes (``DiffusionPipeline.from_pretrained`` looks there)."""
-    known = getattr(diffusers, "_class_to_module", {})
-    for name, cls in _PIPELINE_CLASSES.items():
-        if name not in known:
-            setattr(diffusers, name, cls)
+    """Register the built-in pipelines: ``diffusers.<Name>`` then resolves to them (where
+    ``DiffusionPipeline.from_pretrained`` looks)."""
+    for cls in _PIPELINE_CLASSES.values():
+        register_pipeline(cls)
     import vaegan
 
     if not hasattr(diffusers.pipelines, LIBRARY):  # see vaegan._expose_to_diffusers

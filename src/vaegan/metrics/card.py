@@ -32,9 +32,13 @@ def _dataset(result: Mapping[str, Any]) -> tuple[str, str]:
         return data, data
 
 
+def _heldout(metric: str) -> bool:
+    return metric in METRICS and METRICS[metric].heldout
+
+
 def _config(result: Mapping[str, Any], metric: str) -> str:
     kind = METRICS[metric].kind if metric in METRICS else "generation"
-    if kind in ("generation", "classifier"):
+    if not _heldout(metric):
         return (f"features={result.get('features')}, samples={result.get('num_samples')}, "
                 f"seed={result.get('seed')}, real_images={result.get('real_images')}")
     draws = "iwae_samples" if "iwae_samples" in result else "elbo_samples"
@@ -49,11 +53,10 @@ def eval_results(result: Mapping[str, Any]) -> list:
     dataset_type, dataset_name = _dataset(result)
     out = []
     for metric, value in result.get("metrics", {}).items():
-        kind = METRICS[metric].kind if metric in METRICS else "generation"
         out.append(EvalResult(
             task_type=TASK_TYPE, dataset_type=dataset_type, dataset_name=dataset_name,
             dataset_config=str(result.get("data")),
-            dataset_split="test" if kind in ("likelihood", "recon") else "train",
+            dataset_split="test" if _heldout(metric) else "train",
             metric_type=metric, metric_name=metric, metric_value=float(value),
             metric_config=_config(result, metric),
         ))

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .classifier import class_coverage, class_histogram, confident
 from .features import check_features, extract
 from .generation import frechet_distance, inception_score, kernel_distance, precision_recall_density_coverage
-from .likelihood import likelihood_bounds, reconstruction_mse
+from .likelihood import exact_nll, likelihood_bounds, reconstruction_mse
 from .registry import METRICS, resolve_metrics
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ def _sample_features(model, num_samples: int, seed: int, features: str, progress
     with tqdm(total=num_samples, desc="sampling", unit="img", disable=not progress or None, leave=False) as bar:
         for start in range(0, num_samples, _BATCH):
             n = min(_BATCH, num_samples - start)
-            extra = {} if labels is None else {"class_labels": labels[start:start + n]}
-            f, lg = extract(model.sample(n, generator=generator, **extra).float().cpu(), features)
+            batch_labels = None if labels is None else labels[start:start + n]
+            f, lg = extract(model.sample(n, generator=generator, class_labels=batch_labels).float().cpu(), features)
             feats.append(f)
             logits.append(lg)
             bar.update(n)
@@ -107,14 +107,16 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
              progress: bool = False, cache_dir: str | None = None) -> dict[str, Any]:
     """Evaluate ``model`` (a vaegan model, Hub id or folder) against the real images of ``data``.
 
-    ``metrics``: names from :data:`~vaegan.metrics.METRICS` (None: every one that applies to the model's family
-    and the feature extractor). ``features``: ``"mnist"`` or ``"inception"`` (None: the one ``metrics`` name,
-    else ``mnist`` for MNIST data and ``inception`` for other data).
+    ``metrics``: names from :data:`~vaegan.metrics.METRICS` (None: every one that applies to the model's
+    capabilities and the feature extractor). ``features``: ``"mnist"`` or ``"inception"`` (None: the one
+    ``metrics`` name, else ``mnist`` for MNIST data and ``inception`` for other data).
 
     Generation metrics compare ``num_samples`` samples drawn with ``torch.Generator().manual_seed(seed)`` with
     the source's training split. Likelihood and reconstruction metrics use the first ``num_heldout`` images of
-    its held-out split, with ``iwae_samples`` posterior samples per image for ``iwae_nll`` (the slowest metric:
-    ``num_heldout x iwae_samples`` decoder passes; ``elbo_nll`` alone uses :data:`ELBO_SAMPLES`). The same
+    its held-out split: ``nll`` / ``bpd`` for a model with an exact likelihood, the bounds ``elbo_nll`` /
+    ``iwae_nll`` for one with likelihood bounds (the VAE), with ``iwae_samples`` posterior samples per image for
+    ``iwae_nll`` (the slowest metric: ``num_heldout x iwae_samples`` decoder passes; ``elbo_nll`` alone uses
+    :data:`ELBO_SAMPLES`). The same
     arguments give the same numbers; the caller's random number generators are left as they were.
 
     A class-conditional model samples every class equally often (``0, 1, ..., 0, 1, ...``; 1,000 per class of the
@@ -128,9 +130,8 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     if features is not None:
         check_features(features)
     chosen = features or default_features(data, metrics)
-    family = getattr(model, "family", "model")
-    names = resolve_metrics(list(metrics) if metrics is not None else None, family, model.can_sample, chosen,
-                            f"{type(model).__name__} {name!r}", digit_classes(model))
+    names = resolve_metrics(list(metrics) if metrics is not None else None, model.capabilities(), model.can_sample,
+                            chosen, f"{type(model).__name__} {name!r}", digit_classes(model))
     if not names:
         raise ConfigError(f"no metric applies to {type(model).__name__} {name!r}.")
     if num_samples < 2:
@@ -177,7 +178,7 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
             result["class_histogram"] = class_histogram(probabilities)
             if "class_accuracy" in wanted:
                 values["class_accuracy"] = float((probabilities.argmax(1) == labels).float().mean())
-    if kinds & {"likelihood", "recon"}:
+    if any(METRICS[n].heldout for n in names):
         heldout, heldout_labels = _real_labelled(data, "test", channels, size, num_heldout, cache_dir)
         result["heldout_images"] = len(heldout)
         if getattr(model, "num_classes", None) is None:
@@ -190,6 +191,8 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
             generator = torch.Generator().manual_seed(seed)
             values.update(likelihood_bounds(model, heldout, k=draws, generator=generator, progress=progress,
                                             class_labels=heldout_labels))
+        if "exact" in kinds:
+            values.update(exact_nll(model, heldout, class_labels=heldout_labels))
         if "recon" in kinds:
             values["recon_mse"] = reconstruction_mse(model, heldout, class_labels=heldout_labels)
     result["metrics"] = {n: values[n] for n in names if n in values}

@@ -1,21 +1,44 @@
-"""The metrics ``vaegan evaluate`` knows: names, definitions, and which models and features they apply to."""
+"""The metrics ``vaegan evaluate`` knows: names, definitions, and the capability and features each needs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..models.validation import closest
 
+#: What a metric needs of a model: ``"sample"`` (generation; instance state, an AE needs its fitted prior) or a
+#: capability of :data:`vaegan.models.base.CAPABILITIES`, each described in words for error messages.
+REQUIREMENTS = {
+    "sample": "it needs a model that can sample",
+    "likelihood_bounds": "it needs a model with likelihood bounds (the likelihood_bounds method: a VAE's ELBO / IWAE)",
+    "log_likelihood": "it needs a model with an exact likelihood (the log_likelihood method, e.g. an autoregressive "
+                      "model)",
+    "reconstruction": "it needs a model that can reconstruct images (an encoder and a decoder, e.g. an AE or a VAE)",
+}
+
 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    #: "generation" (feature space, needs samples), "classifier" (mnist extractor), "likelihood" (VAE), "recon".
+    #: How it is computed: "generation" (features of samples), "classifier" (mnist extractor on samples),
+    #: "likelihood" (bounds on held-out images), "exact" (exact likelihood of held-out images), "recon".
     kind: str
     definition: str
     higher_is_better: bool
     features: str | None = None  # the only extractor it exists for, if any
+
+    @property
+    def requires(self) -> str:
+        """What the model must offer: a key of :data:`REQUIREMENTS`."""
+        return {"generation": "sample", "classifier": "sample", "likelihood": "likelihood_bounds",
+                "exact": "log_likelihood", "recon": "reconstruction"}[self.kind]
+
+    @property
+    def heldout(self) -> bool:
+        """Whether it is computed on held-out real images (else on samples)."""
+        return self.requires != "sample"
 
 
 _ALL = [
@@ -46,6 +69,8 @@ _ALL = [
     Metric("class_accuracy", "classifier", "class-conditional models of the ten digits: share of generated "
            "samples that vaegan's MNIST classifier assigns to the requested digit (the same number of samples per "
            "class)", True, "mnist"),
+    Metric("nll", "exact", "exact negative log-likelihood -log p(x) of held-out real images, nats per image", False),
+    Metric("bpd", "exact", "`nll` in bits per dimension (divided by C x H x W x ln 2)", False),
     Metric("elbo_nll", "likelihood", "negative ELBO on held-out real images, nats per image", False),
     Metric("iwae_nll", "likelihood", "negative importance-weighted bound (Burda et al. 2016, k posterior "
            "samples) on held-out real images, nats per image", False),
@@ -56,44 +81,45 @@ _ALL = [
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
 
 
-def applicable_metrics(family: str, can_sample: bool, features: str | None, digit_classes: bool = False) -> list[str]:
-    """Names of the metrics that apply to a model of ``family`` with feature extractor ``features``.
+def applicable_metrics(capabilities: Iterable[str], can_sample: bool, features: str | None,
+                       digit_classes: bool = False) -> list[str]:
+    """Names of the metrics that apply to a model with ``capabilities`` (``type(model).capabilities()``) and
+    feature extractor ``features``; ``can_sample``: whether it can sample (``model.can_sample``).
 
     ``digit_classes``: the model is class-conditional with ten classes, read as the digits 0-9 (``class_accuracy``).
     """
-    names = []
-    for metric in _ALL:
-        if metric.kind in ("generation", "classifier"):
-            ok = can_sample and features is not None and metric.features in (None, features)
-            ok = ok and (metric.name != "class_accuracy" or digit_classes)
-        elif metric.kind == "likelihood":
-            ok = family == "vae"
-        else:
-            ok = family in ("ae", "vae")
-        if ok:
-            names.append(metric.name)
-    return names
+    return [metric.name for metric in _ALL
+            if _missing(metric, frozenset(capabilities), can_sample, features, digit_classes) is None]
 
 
-def resolve_metrics(requested: list[str] | None, family: str, can_sample: bool, features: str | None,
+def _missing(metric: Metric, capabilities: frozenset[str], can_sample: bool, features: str | None,
+             digit_classes: bool) -> str | None:
+    """Why ``metric`` does not apply, in words, or None when it does."""
+    if metric.requires == "sample":
+        if not can_sample:
+            return REQUIREMENTS["sample"]
+        if features is None or metric.features not in (None, features):
+            return f"it needs --features {metric.features}" if metric.features else "it needs features"
+        if metric.name == "class_accuracy" and not digit_classes:
+            return "it needs a class-conditional model of the ten digits (num_classes: 10)"
+        return None
+    return None if metric.requires in capabilities else REQUIREMENTS[metric.requires]
+
+
+def resolve_metrics(requested: list[str] | None, capabilities: Iterable[str], can_sample: bool, features: str | None,
                     model_name: str = "this model", digit_classes: bool = False) -> list[str]:
-    """The metrics to compute: all that apply when ``requested`` is None, else ``requested`` after checks."""
-    valid = applicable_metrics(family, can_sample, features, digit_classes)
+    """The metrics to compute: all that apply when ``requested`` is None, else ``requested`` after checks (a
+    :class:`~vaegan.errors.ConfigError` says which capability a metric misses)."""
+    capabilities = frozenset(capabilities)
+    valid = applicable_metrics(capabilities, can_sample, features, digit_classes)
     if requested is None:
         return valid
     for name in requested:
         if name not in METRICS:
             raise ConfigError(f"unknown metric {name!r}.{closest(name, METRICS)} Valid metrics for {model_name}: "
-                              f"{', '.join(valid)}.")
-        if name not in valid:
-            metric = METRICS[name]
-            why = {"likelihood": "it needs a VAE (an encoder and a likelihood)",
-                   "recon": "it needs an encoder (an AE or a VAE)"}.get(metric.kind)
-            if why is None and name == "class_accuracy" and not digit_classes:
-                why = "it needs a class-conditional model of the ten digits (num_classes: 10)"
-            if why is None:
-                why = ("it needs a model that can sample" if not can_sample else
-                       f"it needs --features {metric.features}" if metric.features else "it needs features")
+                              f"{', '.join(valid) or 'none'}.")
+        why = _missing(METRICS[name], capabilities, can_sample, features, digit_classes)
+        if why is not None:
             raise ConfigError(f"metric {name!r} does not apply to {model_name}: {why}. Valid metrics for "
-                              f"{model_name}: {', '.join(valid)}.")
+                              f"{model_name}: {', '.join(valid) or 'none'}.")
     return list(dict.fromkeys(requested))

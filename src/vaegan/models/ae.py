@@ -103,6 +103,7 @@ class AE(Autoencoder):
         return self.latent_prior.is_fitted
 
     def unfitted_prior_message(self) -> str:
-        return ("This AE has no latent prior yet, so it cannot sample. Call ae.fit_prior(latents) with the "
-                "latents of its training images (vaegan's trainer does this at the end of training), or use "
-                "a VAE, whose prior is built in.")
+        return ("This AE has no latent prior yet (an autoencoder's prior is fitted to its latent codes after "
+                "training), so it cannot generate samples: call fit_prior(latents) with the latents of its training "
+                "images (vaegan's trainer does this at the end of training), or use a VAE, whose standard-normal "
+                "prior is built in.")

@@ -35,11 +35,11 @@ def validate_eval_config(config) -> None:
     if t.eval_num_samples < 2:
         raise ConfigError(f"'train.eval_num_samples' must be >= 2, got {t.eval_num_samples}.")
     cls = config.model_class
-    family = getattr(cls, "family", "model")
+    capabilities = cls.capabilities()
     features = default_features(config.data.source, t.eval_metrics)
     label = f"a {cls.__name__} trained on {config.data.source}"
     digits = config.model.get("num_classes") == 10
-    names = resolve_metrics(t.eval_metrics, family, True, features, label, digits)
+    names = resolve_metrics(t.eval_metrics, capabilities, True, features, label, digits)
     enabled = t.eval_every > 0 or t.eval_metrics is not None
     if enabled and features == "inception" and any(METRICS[n].kind == "generation" for n in names):
         import importlib.util
@@ -51,14 +51,28 @@ def validate_eval_config(config) -> None:
                               f"{INCEPTION_INSTALL}; or set train.eval_metrics to metrics without features, e.g. "
                               "[recon_mse].")
     if t.select_best_by is not None:
-        valid = resolve_metrics(t.eval_metrics, family, family != "ae", features, label, digits)
+        samples = _samples_during_training(config)
+        valid = resolve_metrics(t.eval_metrics, capabilities, samples, features, label, digits)
         if t.select_best_by not in METRICS or t.select_best_by not in valid:
-            note = " (an AE samples only after training, once its latent prior is fitted)" if family == "ae" else ""
+            article = "an" if cls.__name__[:1] in "AEIOU" else "a"
+            note = "" if samples else (f" ({article} {cls.__name__} samples only after training, once its latent "
+                                       "prior is fitted)")
             raise ConfigError(f"'train.select_best_by' must be one of the evaluated metrics{note}: "
                               f"{', '.join(valid)}; got {t.select_best_by!r}.")
         if t.eval_every < 1:
             raise ConfigError("'train.select_best_by' needs evaluations during training: set train.eval_every "
                               "(e.g. 500 steps).")
+
+
+def _samples_during_training(config) -> bool:
+    """Whether the model of ``config`` can sample before training ends: not when it samples from a latent prior
+    (:class:`vaegan.priors.LatentPrior`) that is fitted after training (an AE; a VAE with ``prior: gmm``)."""
+    import torch
+
+    with torch.device("meta"):  # no memory, no initialisation cost
+        model = config.model_class(**config.model_kwargs)
+    prior = getattr(model, "latent_prior", None)
+    return not getattr(prior, "needs_fit", False)
 
 
 class EvalHook:
@@ -90,8 +104,8 @@ class EvalHook:
         if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
             from ..metrics.evaluate import default_features, digit_classes
 
-            usable = resolve_metrics(None, model.family, False, default_features(self.config.data.source, names),
-                                     digit_classes=digit_classes(model))
+            features = default_features(self.config.data.source, names)
+            usable = resolve_metrics(None, model.capabilities(), False, features, digit_classes=digit_classes(model))
             names = [n for n in names if n in usable]
         return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
                         cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)
