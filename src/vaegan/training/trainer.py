@@ -34,7 +34,13 @@ from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
-from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
+from .outputs import (
+    FINISHED_MARKER,
+    check_outputs_are_vaegans,
+    claim_output_dir,
+    clear_run_outputs,
+    earlier_run_outputs,
+)
 from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
 from .tracking import JSONLinesTracker
@@ -158,6 +164,9 @@ class Trainer:
         if overwrite and init_from and _is_within(Path(init_from), self.output_dir):
             raise ConfigError(f"--overwrite would delete the model being fine-tuned ({init_from} is inside "
                               f"{self.output_dir}); choose another train.output_dir.")
+        foreign = check_outputs_are_vaegans(self.output_dir)
+        if foreign:  # vaegan replaces and deletes only what it wrote itself
+            raise ConfigError(foreign)
         t = config.train
         self.streaming = config.data.streaming
         multi_phase = len(config.model_class.training_phases) > 1
@@ -323,7 +332,7 @@ class Trainer:
                 if removed:
                     self._print(f"--overwrite: removed {len(removed)} outputs of an earlier run from {self.output_dir} "
                                 "(other files kept).")
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            claim_output_dir(self.output_dir)  # the marker first: what follows is vaegan's
             (self.output_dir / FINISHED_MARKER).unlink(missing_ok=True)  # written again when this run ends
             self.config.save(self.output_dir / "config.yaml")
             if not self.resumed:  # a fresh run starts a fresh metrics log and a fresh best model
