@@ -348,6 +348,9 @@ class Trainer:
             steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
             total = min(t.max_steps or math.inf, steps_per_epoch * t.epochs)
         images = "a stream of images" if self.streaming else f"{len(self.train_set)} images"
+        counts = getattr(self.train_set, "class_counts", None)  # an image folder's classes
+        if counts:
+            images += f" ({', '.join(f'{name} {n}' for name, n in counts.items())})"
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {images}, "
                     f"{acc.num_processes} process(es), {total} steps -> {self.output_dir}")
         progress = Progress(total, self.state.step, enabled=acc.is_local_main_process)
