@@ -30,7 +30,7 @@ from ..files import apply_umask
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
-from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
+from .checkpoints import MANIFEST, pick_resume_checkpoint, rng_restore_problem, write_manifest
 from .config import TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
@@ -224,6 +224,10 @@ class Trainer:
             except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
                 raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
                                       "earlier checkpoint of the run.") from err
+            problem = rng_restore_problem(path, self.accelerator.process_index)  # accelerate only logs this
+            if problem:
+                raise CheckpointError(f"--resume: the random number generators were not restored from {path}: "
+                                      f"{problem}. Resume from an earlier checkpoint of the run (--resume PATH).")
             self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
