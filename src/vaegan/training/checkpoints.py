@@ -148,9 +148,23 @@ def rng_restore_problem(folder: str | os.PathLike, process_index: int) -> str | 
                     and numpy_state[0] == states["numpy_random_seed"][0]
                     and all(np.array_equal(a, b) for a, b in zip(numpy_state[1:], states["numpy_random_seed"][1:],
                                                                  strict=True)))
-        if restored and torch.cuda.is_available() and "torch_cuda_manual_seed" in states:
-            restored = all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(),
-                                                              states["torch_cuda_manual_seed"], strict=False))
+        restored = restored and _device_rng_restored(states)
     except Exception as err:  # torch.load and the state setters raise many types on a damaged file
         return f"{path.name} cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
     return None if restored else f"the generators do not hold the states saved in {path.name}"
+
+
+def _device_rng_restored(states: dict) -> bool:
+    """The accelerator's generators against the saved ones, read the way accelerate's ``load_accelerator_state``
+    wrote them: one state per device for CUDA and the like (``set_rng_state_all``), else one state."""
+    from accelerate.utils import get_torch_accelerator_backend
+
+    device_type, _ = get_torch_accelerator_backend()
+    saved = states.get(f"torch_{device_type}_manual_seed") if device_type is not None else None
+    if saved is None:
+        return True  # saved without an accelerator: accelerate restores none
+    module = torch.get_device_module(device_type)
+    if isinstance(saved, list | tuple):
+        current = module.get_rng_state_all()[:len(saved)]  # set_rng_state_all sets the first len(saved) devices
+        return len(current) == len(saved) and all(torch.equal(a, b) for a, b in zip(current, saved, strict=True))
+    return torch.equal(module.get_rng_state(), saved)
