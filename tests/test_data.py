@@ -167,6 +167,60 @@ def test_imagefolder_with_class_subfolders(class_folder):
     assert not _row_hashes(train) & _row_hashes(test)
 
 
+def test_imagefolder_logs_and_counts_the_images_of_each_class(class_folder, caplog):
+    source = f"imagefolder:{class_folder}"
+    with caplog.at_level("INFO", logger="vaegan.data"):
+        train = load_image_dataset(source, image_size=8, channels=1, split="train", holdout_fraction=0.25)
+        test = load_image_dataset(source, image_size=8, channels=1, split="test", holdout_fraction=0.25)
+    assert [r.getMessage() for r in caplog.records] == [  # once, for the training split
+        f"{source}: 13 images in 3 class folders (circle 5, square 4, triangle 4)"]
+    assert {name: train.class_counts[name] + test.class_counts[name] for name in train.classes} == {
+        "circle": 5, "square": 4, "triangle": 4}
+    assert sum(train.class_counts.values()) == len(train)
+
+
+def test_imagefolder_with_loose_images_beside_a_class_folder_is_refused(tmp_path):
+    """Issue 23.6: 60 images at the top and one subfolder trained on the subfolder only (60 ignored, no warning)."""
+    for j in range(60):
+        _write_png(tmp_path / f"loose{j:02d}.png", j)
+    for j in range(5):
+        _write_png(tmp_path / "sevens" / f"{j}.png", j)
+    with pytest.raises(vdata.ConfigError, match=(
+            r"60 image\(s\) lie at the top level of .* \(e\.g\. loose00\.png\) beside class folders sevens/ \(5\); "
+            r"an image folder is either flat .* or one folder per class\. Move the loose images into a class folder")):
+        load_image_dataset(f"imagefolder:{tmp_path}", image_size=8, channels=1)
+    (tmp_path / "sevens" / "notes").mkdir()  # no images in it: not a class folder, no conflict
+    for j in range(5):
+        (tmp_path / "sevens" / f"{j}.png").unlink()
+    assert len(load_image_dataset(f"imagefolder:{tmp_path}", image_size=8, channels=1, holdout_fraction=0.5)) == 30
+
+
+def test_training_names_the_images_of_each_class(tmp_path, capsys):
+    from training_utils import reset_accelerate_state
+
+    from vaegan.training import train
+    from vaegan.training.config import config_from_dict
+
+    for name, count in (("cats", 24), ("dogs", 40)):
+        for j in range(count):
+            _write_png(tmp_path / "pets" / name / f"{j}.png", j, mode="L", size=(8, 8))
+    config = config_from_dict({
+        "model": {"class": "AE", "architecture": "mlp", "image_size": 8, "in_channels": 1, "latent_dim": 2,
+                  "hidden_dims": [8]},
+        "data": {"source": f"imagefolder:{tmp_path / 'pets'}", "holdout_fraction": 0.25, "num_workers": 0},
+        "train": {"output_dir": str(tmp_path / "run"), "epochs": 1, "max_steps": 1, "batch_size": 8,
+                  "num_preview_images": 4},
+    })
+    try:
+        train(config)
+    finally:
+        reset_accelerate_state()
+    import re
+
+    found = re.search(r": 48 images \(cats (\d+), dogs (\d+)\)", capsys.readouterr().out)
+    assert found and int(found[1]) + int(found[2]) == 48  # the training split (the rest is held out)
+
+
 def test_imagefolder_flat_gray_conversion_and_resize(tmp_path):
     for j in range(5):
         _write_png(tmp_path / f"img{j}.png", 50 * j, size=(20, 8))

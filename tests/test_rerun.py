@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from training_utils import TINY_MODELS, read_metrics, reset_accelerate_state, ti
 
 from vaegan.errors import ConfigError
 from vaegan.training import Trainer, train
-from vaegan.training.outputs import clear_run_outputs
+from vaegan.training.outputs import RUN_MARKER, claim_output_dir, clear_run_outputs
 from vaegan.training.progress import Progress
 from vaegan.training.trainer import list_checkpoints
 
@@ -73,6 +74,7 @@ def test_clear_run_outputs_keeps_folders_with_user_files_and_nothing_else(tmp_pa
 
 
 def test_clear_run_outputs_removes_the_best_model_and_evaluation(tmp_path):
+    claim_output_dir(tmp_path)
     for folder in ("model", "best_model"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "config.json").write_text("{}")
@@ -80,13 +82,14 @@ def test_clear_run_outputs_removes_the_best_model_and_evaluation(tmp_path):
     (tmp_path / "model" / "eval_results.json").write_text("{}")
     (tmp_path / "best.json").write_text('{"metric": "fd_mnist", "value": 1.0, "step": 4}')
     clear_run_outputs(tmp_path)
-    assert not any(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == [RUN_MARKER]
 
 
 def test_a_fresh_run_forgets_the_best_model_of_an_earlier_run(tmp_path):
     from vaegan.training.evaluation import BEST_DIR, BEST_STATE
 
     config = tiny_config("vae", tmp_path, epochs=1, checkpoint_every=1000)
+    claim_output_dir(tmp_path)  # the earlier run's marker
     (tmp_path / BEST_DIR).mkdir()
     (tmp_path / BEST_DIR / "diffusion_pytorch_model.safetensors").write_bytes(b"an older model")
     (tmp_path / BEST_STATE).write_text('{"metric": "fd_mnist", "value": 1.0, "step": 4}')
@@ -94,6 +97,91 @@ def test_a_fresh_run_forgets_the_best_model_of_an_earlier_run(tmp_path):
     assert trainer.eval_hook.best is None
     trainer.train()
     assert not (tmp_path / BEST_STATE).exists() and not (tmp_path / BEST_DIR).exists()
+
+
+def test_a_run_refuses_to_replace_files_vaegan_did_not_write(tmp_path):
+    """Issue 23.5: a fresh run into a folder holding the user's own config.yaml, samples.png and metrics.jsonl
+    replaced them silently; with or without --overwrite it now refuses, names them, and changes nothing."""
+    mine = {"config.yaml": "my own config", "samples.png": "my picture", "metrics.jsonl": "my measurements",
+            "notes.txt": "not a name vaegan writes"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"holds config\.yaml, metrics\.jsonl, samples\.png, which a vaegan "
+                                              r"run writes but which vaegan did not write there.*Move them"):
+            train(tiny_config("vae", tmp_path, epochs=1, max_steps=2), overwrite=overwrite)
+        reset_accelerate_state()
+    assert {name: (tmp_path / name).read_text() for name in mine} == mine
+    assert not (tmp_path / RUN_MARKER).exists()
+    for name in ("config.yaml", "samples.png", "metrics.jsonl"):
+        (tmp_path / name).unlink()
+    train(tiny_config("vae", tmp_path, epochs=1, max_steps=2))  # with them moved away: runs, and keeps notes.txt
+    assert (tmp_path / RUN_MARKER).is_file() and (tmp_path / "notes.txt").read_text() == "not a name vaegan writes"
+
+
+def test_overwrite_never_follows_links_out_of_the_output_folder(tmp_path):
+    """Issue 23.5: --overwrite followed a symlinked model/ and deleted in the folder it points to. A link where an
+    output goes is refused (vaegan never makes one); links deeper down are removed as links; targets are kept."""
+    out, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    claim_output_dir(out)
+    (out / "training_summary.json").write_text('{"steps": 4, "metrics": {}}')
+    (elsewhere / "model").mkdir(parents=True)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors", "README.md"):
+        (elsewhere / "model" / name).write_text(f"another project's {name}")
+    (out / "model").symlink_to(elsewhere / "model", target_is_directory=True)
+    (elsewhere / "step_00000009").mkdir()
+    (elsewhere / "step_00000009" / "trainer_state.json").write_text("{}")
+    (elsewhere / "epoch_001.png").write_text("a picture")
+    (elsewhere / "runs" / "1").mkdir(parents=True)
+    (elsewhere / "runs" / "1" / "events.out.tfevents.1.host").write_text("events")
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "step_00000009").symlink_to(elsewhere / "step_00000009", target_is_directory=True)
+    (out / "samples").mkdir()
+    (out / "samples" / "epoch_001.png").symlink_to(elsewhere / "epoch_001.png")
+    (out / "vaegan").mkdir()
+    (out / "vaegan" / "runs").symlink_to(elsewhere / "runs", target_is_directory=True)
+    before = sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*"))
+
+    with pytest.raises(ConfigError, match=r"model \(a symbolic link to .*elsewhere/model\).*remove it, its target is "
+                                          "kept"):
+        train(tiny_config("vae", out, epochs=1, max_steps=2), overwrite=True)
+    reset_accelerate_state()
+    removed = clear_run_outputs(out)  # called directly: the same care
+    assert sorted(str(p.relative_to(out)) for p in removed) == [
+        "checkpoints/step_00000009", "samples/epoch_001.png", "training_summary.json"]
+    assert sorted(str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")) == before
+    assert (elsewhere / "model" / "config.json").read_text() == "another project's config.json"
+    assert (out / "model").is_symlink() and (out / "vaegan" / "runs").is_symlink()
+
+
+def test_a_run_folder_from_before_the_marker_is_still_vaegans(tmp_path):
+    """A folder written by the previous release (no .vaegan-run.json) is recognised by its checkpoints or its
+    finished run's training_summary.json: it resumes, --overwrite clears it, and the run then marks it."""
+    out = tmp_path / "old-run"
+    train(tiny_config("vae", out, epochs=1, max_steps=4, checkpoint_every=2))
+    (out / RUN_MARKER).unlink()  # as the previous release left it
+    (out / "training_summary.json").unlink()
+    shutil.rmtree(out / "model")  # interrupted after its checkpoints
+    reset_accelerate_state()
+    with pytest.raises(ConfigError, match="already holds checkpoints of an earlier run"):
+        Trainer(tiny_config("vae", out, epochs=1, max_steps=6, checkpoint_every=2))
+    reset_accelerate_state()
+    train(tiny_config("vae", out, epochs=1, max_steps=6, checkpoint_every=2), resume="latest")
+    assert json.loads((out / "training_summary.json").read_text())["steps"] == 6
+    (out / RUN_MARKER).unlink()
+    shutil.rmtree(out / "checkpoints")  # a finished run of the previous release, recognised by its summary
+    (out / "notes.txt").write_text("mine")
+    reset_accelerate_state()
+    train(tiny_config("vae", out, epochs=1, max_steps=2), overwrite=True)
+    assert json.loads((out / "training_summary.json").read_text())["steps"] == 2
+    assert (out / RUN_MARKER).is_file() and (out / "notes.txt").read_text() == "mine"
+    # what an interrupted old run left before its first checkpoint cannot be told from a user's files: refused
+    for path in out.iterdir():
+        if path.name not in ("config.yaml", "metrics.jsonl", "notes.txt"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    reset_accelerate_state()
+    with pytest.raises(ConfigError, match=r"holds config\.yaml, metrics\.jsonl, which a vaegan run writes"):
+        Trainer(tiny_config("vae", out, epochs=1, max_steps=2), overwrite=True)
 
 
 def test_finished_run_without_checkpoints_is_not_clobbered(tmp_path):

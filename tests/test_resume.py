@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -10,7 +11,7 @@ from training_utils import reset_accelerate_state
 
 from vaegan.errors import CheckpointError
 from vaegan.training import Trainer, train
-from vaegan.training.checkpoints import MANIFEST, checkpoint_problem
+from vaegan.training.checkpoints import MANIFEST, checkpoint_problem, rng_restore_problem
 from vaegan.training.config import config_from_dict
 from vaegan.training.trainer import list_checkpoints, resolve_resume
 
@@ -117,4 +118,79 @@ def test_corrupt_bytes_of_the_same_size(run):
     data = bytearray(path.read_bytes())
     data[8:16] = b"\xff" * 8  # inside the JSON header
     path.write_bytes(bytes(data))
+    assert "SHA-256 differs" in checkpoint_problem(_step(run, 6))
+    _sizes_only_manifests(run)  # a checkpoint of the previous release: the header check still sees it
     assert "unreadable" in checkpoint_problem(_step(run, 6))
+
+
+def _flip(path, at=None):
+    """Damage ``path`` without changing its size: invert 16 bytes (in the middle unless ``at``)."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2 if at is None else at
+    data[start:start + 16] = bytes(255 - b for b in data[start:start + 16])
+    path.write_bytes(bytes(data))
+
+
+def _sizes_only_manifests(run):
+    """Rewrite the manifests the way the previous release wrote them (format 1: names and sizes)."""
+    for checkpoint in list_checkpoints(run):
+        files = json.loads((checkpoint / MANIFEST).read_text())["files"]
+        (checkpoint / MANIFEST).write_text(json.dumps({"format": 1, "files": files}, indent=1))
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "optimizer.bin", "random_states_0.pkl"])
+def test_same_size_damage_falls_back_to_the_previous_checkpoint(run, victim, caplog):
+    """Issue 23.7: bytes changed in place (sizes kept) resumed silently; the manifest's SHA-256 digests catch it."""
+    _flip(_step(run, 6) / victim)
+    with caplog.at_level(logging.WARNING):
+        try:
+            trainer = Trainer(_config(run, max_steps=8), resume="latest")
+        finally:
+            reset_accelerate_state()
+    assert trainer.state.step == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert f"skipped the damaged checkpoint(s) {_step(run, 6)} (files are damaged (their SHA-256 differs from the " \
+           f"manifest's): {victim}); resuming from {_step(run, 4)}" in warnings[0]
+    with pytest.raises(CheckpointError, match=rf"step_00000006: the checkpoint is damaged: .*SHA-256.*{victim}"):
+        resolve_resume(run, str(_step(run, 6)))
+
+
+def test_manifests_record_a_digest_of_every_file(run):
+    manifest = json.loads((_step(run, 6) / MANIFEST).read_text())
+    assert manifest["format"] == 2 and set(manifest["sha256"]) == set(manifest["files"])
+    assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl", "trainer_state.json"} <= set(manifest["files"])
+
+
+def test_sizes_only_manifests_of_the_previous_release_still_resume(run):
+    _sizes_only_manifests(run)
+    assert checkpoint_problem(_step(run, 6)) is None
+    try:
+        trainer = Trainer(_config(run, max_steps=8), resume="latest")
+        assert trainer.state.step == 6
+        trainer.train()
+    finally:
+        reset_accelerate_state()
+    assert trainer.state.step == 8 and (run / "model" / "config.json").is_file()
+
+
+def test_random_states_that_cannot_be_restored_are_an_error(run):
+    """Issue 23.7: accelerate logs a failed random-state restore at INFO and trains on with fresh generators; an old
+    (sizes-only) manifest cannot see the damage, so the restore itself is checked."""
+    _sizes_only_manifests(run)
+    rng = _step(run, 6) / "random_states_0.pkl"
+    rng.write_bytes(bytes(rng.stat().st_size))  # same size, all zeros
+    assert checkpoint_problem(_step(run, 6)) is None
+    with pytest.raises(CheckpointError, match=r"generators were not restored from .*step_00000006: "
+                                              r"random_states_0.pkl cannot be read .*Resume from an earlier"):
+        try:
+            Trainer(_config(run, max_steps=8), resume="latest")
+        finally:
+            reset_accelerate_state()
+
+
+def test_rng_restore_problem_names_a_process_the_checkpoint_has_no_state_for(run):
+    assert "random states of 1 process(es) and none for process 1; resume with as many processes" in \
+        rng_restore_problem(_step(run, 6), 1)
+    assert rng_restore_problem(_step(run, 6), 0) == "the generators do not hold the states saved in " \
+        "random_states_0.pkl"  # nothing restored them in this process

@@ -438,6 +438,94 @@ def test_bad_inputs_get_clear_messages(client, tmp_path):
     assert not failures, "\n".join(failures)
 
 
+def one_colour_png(path: Path, width: int, height: int) -> Path:
+    """A valid black PNG of any size, written row by row: a 13000x13000 one is 0.7 MB on disk, 169 MB decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(1), bytes(width + 1)  # filter byte 0, then grey level 0
+    rows = [packer.compress(row) for _ in range(height)] + [packer.flush()]
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", b"".join(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def memory_kb(field: str) -> int:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status[field].split()[0])
+
+
+def test_a_flood_of_huge_pictures_is_refused_quickly_in_bounded_memory(client, tmp_path):
+    """Four uploads and four drawings of 13000x13000 pixels at once (issue 23.4: +5 GB and 14-30 s a request):
+    each refused from the picture's header, in well under a second of work, the server's memory flat."""
+    import concurrent.futures
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc to reset the peak memory of this process")
+    big = one_colour_png(tmp_path / "big.png", 13000, 13000)
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(big) as image:
+        assert image.size == (13000, 13000) and big.stat().st_size < 1_000_000
+    bomb = one_colour_png(tmp_path / "bomb.png", 20000, 20000)  # over PIL's own limit: an error, not a warning
+    sketch = {"background": None, "layers": [], "composite": handle_file(str(big))}
+
+    def call(kind: str) -> tuple[str, float]:
+        start = time.perf_counter()
+        try:
+            if kind == "upload":
+                client.predict("vae", handle_file(str(big)), None, api_name="/reconstruct")
+            elif kind == "bomb":
+                client.predict("vae", handle_file(str(bomb)), None, api_name="/reconstruct")
+            else:
+                client.predict("vae", None, sketch, api_name="/reconstruct")
+        except AppError as err:
+            return str(err), time.perf_counter() - start
+        return "no error", time.perf_counter() - start
+
+    call("upload")  # warm: the file is uploaded once and cached
+    before = memory_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak resident memory, to now
+    with concurrent.futures.ThreadPoolExecutor(9) as pool:
+        results = list(pool.map(call, ["upload"] * 4 + ["sketch"] * 4 + ["bomb"]))
+    grown_mb = (memory_kb("VmHWM") - before) / 1024
+    assert grown_mb < 150, f"the server grew by {grown_mb:.0f} MB"  # one decoded picture would be 169 MB
+    assert max(seconds for _, seconds in results) < 10, results
+    messages = [message for message, _ in results]
+    assert all("13000x13000 pixels; upload one at most 4096 pixels on a side" in m for m in messages[:8]), messages
+    assert "far more than" in messages[8] and "at most 4096 pixels on a side" in messages[8], messages[8]
+
+
+def test_uploads_over_the_size_limit_are_refused_and_not_stored(served, tmp_path):
+    """A file over limits.MAX_UPLOAD_BYTES: gradio_client refuses it (the page's config says the limit), and the
+    server itself answers 413 and keeps no copy, whoever sends it."""
+    import httpx
+
+    demo = served[0]
+    assert demo.max_file_size == limits.MAX_UPLOAD_BYTES
+    name = f"too-big-{os.getpid()}-{time.time_ns()}.png"
+    path = tmp_path / name
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(limits.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 10485760 bytes"):
+        served[1].predict("vae", handle_file(str(path)), None, api_name="/reconstruct")
+    with path.open("rb") as file:
+        answer = httpx.post(demo.local_url.rstrip("/") + "/gradio_api/upload", files={"files": (name, file)},
+                            timeout=60)
+    assert answer.status_code == 413 and "maximum allowed size of 10485760 bytes" in answer.text
+    assert not list(Path(demo.server_app.uploaded_file_dir).rglob(name))
+
+
+def test_picture_size_checks_read_only_the_header(tmp_path):
+    inputs.check_picture_size(str(dark_digit_on_white(tmp_path / "seven.png")), "upload")
+    with pytest.raises(gr.Error, match="The upload is 5000x10 pixels; upload one at most 4096 pixels on a side"):
+        inputs.check_picture_size(str(one_colour_png(tmp_path / "wide.png", 5000, 10)), "upload")
+    with pytest.raises(gr.Error, match="The drawing is 4097x4097 pixels"):
+        inputs.check_picture_size(one_colour_png(tmp_path / "sq.png", 4097, 4097).read_bytes(), "drawing")
+    with pytest.raises(gr.Error, match="The drawing is 10485761 bytes; upload one of at most 10 MB"):
+        inputs.check_picture_size(bytes(limits.MAX_UPLOAD_BYTES + 1), "drawing")
+
+
 def test_handlers_validate_when_called_directly(app):
     """The caps hold for direct calls too (a script that bypasses the components' checks)."""
     with pytest.raises(gr.Error, match="Number of images must be between 1 and 64"):

@@ -19,9 +19,11 @@ them, so ``import vaegan.data`` stays cheap.
 
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
 import io
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +36,8 @@ from torch.utils.data import Dataset
 
 from .errors import ConfigError
 from .imageprep import BAD_IMAGE_ERRORS, CROPS, BadImages, RowDecoder, center_crop
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["load_image_dataset", "describe_source", "dataset_id", "to_image_tensor", "IMAGE_EXTENSIONS"]
 
@@ -341,6 +345,16 @@ class _FileImageDataset(_ImageDataset):
     def _name(self, index: int) -> str:
         return str(self.paths[index])
 
+    @property
+    def class_counts(self) -> dict[str, int] | None:
+        """Images of each class in this split (``{class folder: count}``); None for a flat folder."""
+        if self.classes is None:
+            return None
+        counts = dict.fromkeys(self.classes, 0)
+        for row in self.indices:
+            counts[self.classes[self.labels[row]]] += 1
+        return counts
+
 
 class _HFImageDataset(_ImageDataset):
     """Rows of a ``datasets.Dataset``; images decoded on access."""
@@ -454,8 +468,12 @@ def _load_mnist5k(source: str, split: str, channels: int, image_size: int, holdo
     )
 
 
-def _scan_imagefolder(root: Path) -> tuple[list[Path], list[int], list[str] | None]:
-    """Class subfolders (label = index among sorted subfolders holding images) or flat images (label -1)."""
+def _scan_imagefolder(root: Path, source: str) -> tuple[list[Path], list[int], list[str] | None]:
+    """Class subfolders (label = index among sorted subfolders holding images) or flat images (label -1).
+
+    A folder with both (images at the top and class folders beside them) is refused: whether the top-level images
+    are a class of their own, unlabelled extras, or misplaced cannot be told, and any guess trains on the wrong data.
+    """
 
     def is_image(p: Path) -> bool:
         return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
@@ -470,12 +488,21 @@ def _scan_imagefolder(root: Path) -> tuple[list[Path], list[int], list[str] | No
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     per_class = [(d.name, images_under(d)) for d in subdirs]
     per_class = [(name, files) for name, files in per_class if files]
+    loose = sorted(p for p in root.iterdir() if is_image(p))
+    if per_class and loose:
+        folders = ", ".join(f"{name}/ ({len(files)})" for name, files in per_class[:5])
+        more = f" and {len(per_class) - 5} more" if len(per_class) > 5 else ""
+        raise ConfigError(
+            f"Data source {source!r}: {len(loose)} image(s) lie at the top level of {str(root)!r} (e.g. "
+            f"{loose[0].name}) beside class folders {folders}{more}; an image folder is either flat (every image "
+            "at the top, no labels) or one folder per class. Move the loose images into a class folder, or move "
+            "the class folders' images up beside them for an unlabelled folder."
+        )
     if per_class:
         paths = [f for _, files in per_class for f in files]
         labels = [label for label, (_, files) in enumerate(per_class) for _ in files]
         return paths, labels, [name for name, _ in per_class]
-    paths = sorted(p for p in root.iterdir() if is_image(p))
-    return paths, [-1] * len(paths), None
+    return loose, [-1] * len(loose), None
 
 
 def _load_imagefolder(source: str, arg: str, split: str, channels: int, image_size: int,
@@ -487,12 +514,16 @@ def _load_imagefolder(source: str, arg: str, split: str, channels: int, image_si
         )
     if not root.is_dir():
         raise FileNotFoundError(f"Image folder {str(root)!r} (from {source!r}) is not a directory.")
-    paths, labels, classes = _scan_imagefolder(root)
+    paths, labels, classes = _scan_imagefolder(root, source)
     if not paths:
         raise ConfigError(
             f"Data source {source!r} has no images: found no {', '.join(IMAGE_EXTENSIONS)} files in "
             f"{str(root)!r} or its class subfolders."
         )
+    if classes and split == "train":
+        per_label = collections.Counter(labels)
+        counts = ", ".join(f"{name} {per_label[label]}" for label, name in enumerate(classes))
+        logger.info("%s: %d images in %d class folders (%s)", source, len(paths), len(classes), counts)
     indices = _apply_limit(_split_indices(len(paths), split, holdout_fraction, seed), limit)
     _check_nonempty(indices, source, split)
     return _FileImageDataset(paths, labels, indices, channels=channels, image_size=image_size,

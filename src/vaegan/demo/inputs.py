@@ -9,11 +9,15 @@ by its centre of mass.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import io
 import logging
 import math
 import types
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -22,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .limits import CAP_REASON, CAPPED_FIELDS, MAX_UPLOAD_SIDE
+from .limits import CAP_REASON, CAPPED_FIELDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE
 
 log = logging.getLogger("vaegan.demo")
 
@@ -88,12 +92,64 @@ def capped(component: gr.Slider | gr.Number) -> Any:
     return component
 
 
+def too_large(what: str, width: int, height: int) -> str:
+    """The message for a picture over the size caps."""
+    return f"The {what} is {width}x{height} pixels; upload one at most {MAX_UPLOAD_SIDE} pixels on a side."
+
+
+def check_picture_size(source: str | bytes, what: str) -> None:
+    """Refuse a picture (a file path or its bytes) over the caps from its header alone, before any pixel is decoded.
+
+    Decoding is what costs: a one-colour 13000x13000 PNG is 200 KB on disk and 500 MB in memory as RGB.
+    """
+    if isinstance(source, bytes) and len(source) > MAX_UPLOAD_BYTES:
+        raise gr.Error(f"The {what} is {len(source)} bytes; upload one of at most {MAX_UPLOAD_BYTES // 2**20} MB.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:  # PIL's own guard, above 2 x Image.MAX_IMAGE_PIXELS
+            raise gr.Error(f"The {what} has far more than {MAX_UPLOAD_SIDE}x{MAX_UPLOAD_SIDE} pixels; upload one "
+                           f"at most {MAX_UPLOAD_SIDE} pixels on a side.") from None
+    if max(width, height) > MAX_UPLOAD_SIDE:
+        raise gr.Error(too_large(what, width, height))
+
+
+def _pictures(component: Any, payload: Any) -> Iterator[str | bytes]:
+    """The files (paths) or bytes a gradio image payload will decode: an upload, or a drawing's parts."""
+    if payload is None:
+        return
+    parts = [payload]
+    if hasattr(payload, "composite"):  # ImageEditor: its layers as files, or as blobs sent beforehand
+        blobs = component.blob_storage.get(payload.id) if payload.id is not None else None
+        source = blobs if blobs is not None else payload
+        parts = [source.background, *(source.layers or []), source.composite]
+    for part in parts:
+        if isinstance(part, bytes):
+            yield part
+        elif getattr(part, "path", None):
+            yield str(part.path)
+        elif str(getattr(part, "url", None) or "").startswith("data:"):  # a picture sent inline, base64
+            encoded = part.url.partition(",")[2]
+            if len(encoded) * 3 // 4 > MAX_UPLOAD_BYTES:
+                raise gr.Error(f"The picture sent is over {MAX_UPLOAD_BYTES // 2**20} MB; send a smaller one.")
+            try:
+                data = base64.b64decode(encoded)
+            except (binascii.Error, ValueError):
+                raise gr.Error("The picture sent is not valid base64 data.") from None
+            yield data
+
+
 def readable_image(component: gr.Image | gr.ImageEditor, what: str) -> Any:
-    """A file PIL cannot read gets a clear message instead of a hidden server error."""
+    """A picture over the size caps is refused from its header (before gradio decodes it), and a file PIL cannot
+    read gets a clear message instead of a hidden server error."""
     plain = type(component).preprocess
 
     def preprocess(self: Any, payload: Any) -> Any:
         try:
+            for picture in _pictures(self, payload):
+                check_picture_size(picture, what)
             return plain(self, payload)
         except gr.Error:
             raise
@@ -149,8 +205,7 @@ def image_to_model_input(image: Image.Image, shape: tuple[int, int, int]) -> tor
     """
     channels, height, width = shape
     if max(image.size) > MAX_UPLOAD_SIDE:
-        raise ValueError(f"The image is {image.width}x{image.height} pixels; upload one at most "
-                         f"{MAX_UPLOAD_SIDE} pixels on a side.")
+        raise ValueError(too_large("image", image.width, image.height))
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # first frame of an animation
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:

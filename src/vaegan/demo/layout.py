@@ -4,6 +4,7 @@ the Space."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -11,13 +12,22 @@ from typing import Any
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from ..models import GenerativeModel
 from .context import DemoContext
 from .explore import ExploreTab
 from .heldout import HeldOut
 from .interpolate import InterpolateTab
-from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE, MAX_IMAGES, MAX_STEPS
+from .limits import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_QUEUE,
+    MAX_IMAGES,
+    MAX_STEPS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    MAX_UPLOAD_SIDE,
+)
 from .options import HELDOUT_SOURCE, model_specs, parse_args, specs_of
 from .reconstruct import ReconstructTab
 from .registry import DemoModel, Registry, load_models
@@ -87,8 +97,9 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
             for tab in app.tabs.values():
                 with gr.Tab(tab.title, id=tab.tab_id):
                     tab.page(demo)
-        gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps; "
-                    f"{concurrency_limit} model call(s) run at once and up to {max_queue} wait in the queue.")
+        gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps, uploads of "
+                    f"{MAX_UPLOAD_BYTES // 2**20} MB and {MAX_UPLOAD_SIDE} pixels a side; {concurrency_limit} model "
+                    f"call(s) run at once and up to {max_queue} wait in the queue.")
     # After every event gradio rebuilds a pandas summary of up to 10,000 past events for its monitoring page:
     # ~20 ms of CPU per request on a Space that has served 10,000 requests, more than the model itself. Once every
     # 1,000 events is plenty (read when the queue is made; a value set by the user wins).
@@ -96,7 +107,24 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     # Queue-position estimates every 2 s rather than a broadcast to every waiting client at each job start.
     demo.queue(max_size=max_queue, default_concurrency_limit=concurrency_limit, status_update_rate=2)
     demo.vaegan_app = app  # for tests and scripts
+    limit_uploads(demo)
     return demo
+
+
+def limit_uploads(demo: gr.Blocks, max_file_size: int = MAX_UPLOAD_BYTES) -> None:
+    """Make ``demo.launch`` refuse uploads over ``max_file_size`` bytes unless told otherwise.
+
+    gradio checks the size while it receives a file and deletes it, unstored, when it is over (HTTP 413). The
+    default belongs to this demo, not to whoever launches it (``vaegan demo``, the Space, a test, a user's script),
+    so it is set on this instance's ``launch`` (a ``gr.Blocks`` subclass would make gradio rewrite a .pyi stub).
+    """
+    plain = demo.launch
+
+    @functools.wraps(plain)
+    def launch(*args: Any, max_file_size: str | int | None = max_file_size, **kwargs: Any) -> Any:
+        return plain(*args, max_file_size=max_file_size, **kwargs)
+
+    demo.launch = launch
 
 
 def configure_torch(threads: int | None) -> int:
@@ -117,6 +145,9 @@ def configure_torch(threads: int | None) -> int:
 def run(args: argparse.Namespace, readme: str | os.PathLike | None = None) -> None:
     """Load the models named by parsed ``args`` (see :mod:`vaegan.demo.options`) and serve the demo."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # This process only serves the demo: PIL refuses to open (warns above, refuses above twice) any picture larger
+    # than an upload may be, whichever code path opens it; the upload components refuse them with a message first.
+    Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
     configure_torch(args.threads)
     models = load_models(model_specs(specs_of(args), readme=readme))
     heldout = None if str(args.heldout).lower() in ("", "none") else args.heldout

@@ -1,19 +1,27 @@
-"""Checking a training checkpoint before resuming from it.
+"""Checking a training checkpoint before resuming from it, and that resuming restored it.
 
-Every checkpoint gets a ``manifest.json`` (file names and sizes) when it is written. Before ``--resume``
-loads one, :func:`checkpoint_problem` checks that every listed file is there with its size, that the JSON
-files parse and that the safetensors headers read. ``--resume latest`` then falls back from a damaged
-newest checkpoint (a disk filled up, a copy cut short, files deleted) to the previous good one, naming the
-bad one; ``--resume PATH`` refuses a damaged one with the reason. Checkpoints written before manifests
-existed are checked as far as their files allow.
+Every checkpoint gets a ``manifest.json`` (file names, sizes and SHA-256 digests) when it is written. Before
+``--resume`` loads one, :func:`checkpoint_problem` checks that every listed file is there with its size and
+digest, that the JSON files parse and that the safetensors headers read. ``--resume latest`` then falls back
+from a damaged newest checkpoint (a disk filled up, a copy cut short, files deleted, bytes flipped) to the
+previous good one, naming the bad one in one line; ``--resume PATH`` refuses a damaged one with the reason.
+Checkpoints written before digests (sizes only) or before manifests are checked as far as they allow.
+
+Accelerate's ``load_state`` only logs (at INFO) when it cannot restore the random number generators and goes
+on with fresh ones; :func:`rng_restore_problem` checks afterwards that they hold what the checkpoint saved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import random
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from ..errors import CheckpointError, ConfigError
 
@@ -28,10 +36,21 @@ def _files(folder: Path) -> dict[str, int]:
             if p.is_file() and p.name != MANIFEST}
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_manifest(folder: str | os.PathLike) -> None:
-    """Record the names and sizes of the files of a finished checkpoint (call last, before publishing it)."""
+    """Record the names, sizes and SHA-256 digests of the files of a finished checkpoint (call last, before
+    publishing it). Hashing reads the files once more: about a second per GB, small beside writing them."""
     folder = Path(folder)
-    (folder / MANIFEST).write_text(json.dumps({"format": 1, "files": _files(folder)}, indent=1))
+    files = _files(folder)
+    digests = {name: _sha256(folder / name) for name in files}
+    (folder / MANIFEST).write_text(json.dumps({"format": 2, "files": files, "sha256": digests}, indent=1))
 
 
 def checkpoint_problem(folder: str | os.PathLike) -> str | None:
@@ -43,8 +62,9 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
         try:
-            expected = json.loads(manifest_path.read_text())["files"]
-        except (ValueError, KeyError, TypeError) as err:
+            manifest = json.loads(manifest_path.read_text())
+            expected, digests = manifest["files"], manifest.get("sha256", {})  # format 1: sizes only
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             return f"{MANIFEST} is unreadable ({err})"
         missing = sorted(name for name in expected if name not in present)
         if missing:
@@ -53,6 +73,9 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
                  if present[name] != size]
         if wrong:
             return f"files are truncated or changed: {'; '.join(wrong)}"
+        changed = [name for name, digest in sorted(digests.items()) if _sha256(folder / name) != digest]
+        if changed:
+            return f"files are damaged (their SHA-256 differs from the manifest's): {', '.join(changed)}"
     elif STATE_FILE not in present:
         return f"{STATE_FILE} is missing"
     if not any(name.endswith((".safetensors", ".bin")) for name in present):
@@ -131,3 +154,44 @@ def resolve_resume(output_dir: str | os.PathLike, resume: str) -> Path:
         raise ConfigError(f"--resume {resume}: not a checkpoint folder (expected {CHECKPOINT_PREFIX}N under "
                           f"{Path(output_dir) / 'checkpoints'}).")
     return pick_resume_checkpoint([], resume, output_dir)
+
+
+def rng_restore_problem(folder: str | os.PathLike, process_index: int) -> str | None:
+    """Why the random number generators of this process do not hold the state saved in checkpoint ``folder``
+    (call right after ``accelerator.load_state``), or None when they do."""
+    from accelerate.utils import RNG_STATE_NAME, load
+
+    folder = Path(folder)
+    path = folder / f"{RNG_STATE_NAME}_{process_index}.pkl"
+    if not path.is_file():
+        saved = len(list(folder.glob(f"{RNG_STATE_NAME}_*.pkl")))
+        return (f"it holds the random states of {saved} process(es) and none for process {process_index}; resume "
+                "with as many processes as the run had")
+    try:
+        states = load(path)
+        numpy_state = np.random.get_state()
+        restored = (random.getstate() == states["random_state"]
+                    and torch.equal(torch.get_rng_state(), states["torch_manual_seed"])
+                    and numpy_state[0] == states["numpy_random_seed"][0]
+                    and all(np.array_equal(a, b) for a, b in zip(numpy_state[1:], states["numpy_random_seed"][1:],
+                                                                 strict=True)))
+        restored = restored and _device_rng_restored(states)
+    except Exception as err:  # torch.load and the state setters raise many types on a damaged file
+        return f"{path.name} cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    return None if restored else f"the generators do not hold the states saved in {path.name}"
+
+
+def _device_rng_restored(states: dict) -> bool:
+    """The accelerator's generators against the saved ones, read the way accelerate's ``load_accelerator_state``
+    wrote them: one state per device for CUDA and the like (``set_rng_state_all``), else one state."""
+    from accelerate.utils import get_torch_accelerator_backend
+
+    device_type, _ = get_torch_accelerator_backend()
+    saved = states.get(f"torch_{device_type}_manual_seed") if device_type is not None else None
+    if saved is None:
+        return True  # saved without an accelerator: accelerate restores none
+    module = torch.get_device_module(device_type)
+    if isinstance(saved, list | tuple):
+        current = module.get_rng_state_all()[:len(saved)]  # set_rng_state_all sets the first len(saved) devices
+        return len(current) == len(saved) and all(torch.equal(a, b) for a, b in zip(current, saved, strict=True))
+    return torch.equal(module.get_rng_state(), saved)

@@ -38,11 +38,23 @@ from ..files import apply_umask
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
-from .checkpoints import CHECKPOINT_PREFIX, list_checkpoints, resolve_resume, write_manifest  # also importable here
+from .checkpoints import (  # the listing names are also importable from here
+    CHECKPOINT_PREFIX,
+    list_checkpoints,
+    resolve_resume,
+    rng_restore_problem,
+    write_manifest,
+)
 from .config import TrainConfig, TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
-from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
+from .outputs import (
+    FINISHED_MARKER,
+    check_outputs_are_vaegans,
+    claim_output_dir,
+    clear_run_outputs,
+    earlier_run_outputs,
+)
 from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
 from .stages import Stage, check_resumed_stage, check_stage_name, epoch_limit, plan_stages, stage_at
@@ -147,6 +159,9 @@ class Trainer:
             raise ConfigError(f"--overwrite would delete the model being fine-tuned ({init_from} is inside "
                               f"{self.output_dir}); choose another train.output_dir.")
         check_stage_name(config, stage)
+        foreign = check_outputs_are_vaegans(self.output_dir)
+        if foreign:  # vaegan replaces and deletes only what it wrote itself
+            raise ConfigError(foreign)
         t = config.train
         self.streaming = config.data.streaming
         multi_phase = len(config.model_class.training_phases) > 1
@@ -217,6 +232,10 @@ class Trainer:
             except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
                 raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
                                       "earlier checkpoint of the run.") from err
+            problem = rng_restore_problem(path, self.accelerator.process_index)  # accelerate only logs this
+            if problem:
+                raise CheckpointError(f"--resume: the random number generators were not restored from {path}: "
+                                      f"{problem}. Resume from an earlier checkpoint of the run (--resume PATH).")
             self.state.load_state_dict(recorded)
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
@@ -327,7 +346,7 @@ class Trainer:
                 if removed:
                     self._print(f"--overwrite: removed {len(removed)} outputs of an earlier run from {self.output_dir} "
                                 "(other files kept).")
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            claim_output_dir(self.output_dir)  # the marker first: what follows is vaegan's
             (self.output_dir / FINISHED_MARKER).unlink(missing_ok=True)  # written again when this run ends
             self.config.save(self.output_dir / "config.yaml")
             if not self.resumed:  # a fresh run starts a fresh metrics log and a fresh best model
@@ -340,6 +359,9 @@ class Trainer:
         images = "a stream of images" if self.streaming else f"{len(self.train_set)} images"
         staged = "" if len(self.model.stages()) == 1 else " in the stages " + ", ".join(
             f"{s.name} ({s.end - s.start} steps)" for s in self.plan)
+        counts = getattr(self.train_set, "class_counts", None)  # an image folder's classes
+        if counts:
+            images += f" ({', '.join(f'{name} {n}' for name, n in counts.items())})"
         self._print(f"Training {type(self.model).__name__} on {self.config.data.source}: {images}, "
                     f"{acc.num_processes} process(es), {total} steps{staged} -> {self.output_dir}")
         progress = Progress(total, self.state.step, enabled=acc.is_local_main_process)
