@@ -153,7 +153,7 @@ def test_capabilities_and_loss():
     images = (torch.rand(4, 1, 7, 7, generator=seed(0)) > 0.5).float()
     losses = model.compute_loss("model", images, 0)
     assert torch.allclose(losses["loss"], -model.log_likelihood(images).mean(), atol=1e-4)
-    assert math.isclose(float(losses["bpd"]), float(losses["loss"]) / (49 * math.log(2)), rel_tol=1e-5)
+    assert math.isclose(float(losses["bpd"]), losses["loss"].item() / (49 * math.log(2)), rel_tol=1e-5)
     with pytest.raises(NotImplementedError, match="no latent space"):
         model.interpolate(torch.zeros(1), torch.zeros(1))
 
