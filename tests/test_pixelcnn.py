@@ -205,3 +205,26 @@ def test_trains_on_binarized_digits_with_the_trainer(tmp_path):
     assert summary["steps"] == 4 and summary["metrics"]["heldout_loss"] > 0
     assert (tmp_path / "samples.png").is_file() and not (tmp_path / "interpolation.png").exists()
     assert "binarize: dynamic" in (model_dir / "training_config.yaml").read_text()
+
+
+def test_cli_complete_writes_the_kept_part_and_the_completions(tmp_path, capsys):
+    from PIL import Image
+
+    from vaegan import VAE
+    from vaegan.cli import keep_mask, main
+
+    tiny(image_size=8).save_pretrained(tmp_path / "pc")
+    Image.fromarray((torch.rand(8, 8, generator=seed(0)).numpy() * 255).astype("uint8")).save(tmp_path / "d.png")
+    assert main(["complete", str(tmp_path / "pc"), str(tmp_path / "d.png"), "-n", "3", "--keep", "top-quarter",
+                 "-o", str(tmp_path / "out" / "c.png")]) == 0
+    width, height = Image.open(tmp_path / "out" / "c.png").size
+    assert width > 3 * height  # one row: the kept part and three completions
+    assert keep_mask("top-quarter", 8, 8)[:2].all() and not keep_mask("top-quarter", 8, 8)[2:].any()
+    capsys.readouterr()
+    assert main(["complete", str(tmp_path / "pc"), str(tmp_path / "d.png"), "-n", "0", "-o", "x.png"]) == 2
+    assert "--num-completions must be between 1 and 64" in capsys.readouterr().err
+    VAE(architecture="mlp", hidden_dims=(8,), image_size=8).save_pretrained(tmp_path / "vae")
+    assert main(["complete", str(tmp_path / "vae"), str(tmp_path / "d.png"), "-o", "x.png"]) == 2
+    assert "cannot complete images" in capsys.readouterr().err
+    assert main(["complete", str(tmp_path / "pc"), str(tmp_path / "missing.png"), "-o", "x.png"]) == 2
+    assert "not a readable image" in capsys.readouterr().err
