@@ -7,16 +7,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 from diffusers import ConfigMixin
-from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME
 from torch import nn
 
 from ..cards import TRAINING_CONFIG_NAME
@@ -84,6 +85,88 @@ def load_config(cls: type[ConfigMixin], source: str | os.PathLike, kwargs: dict[
         if isinstance(err.__context__, RepositoryNotFoundError | RevisionNotFoundError):
             raise err.__context__ from None
         raise explain_unreachable(err, source) from err
+
+
+def pin_revision(source: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a Hub repo's ``revision`` resolved to one commit, so that the safety checks and diffusers'
+    load read the very same files even if the repo changes meanwhile (diffusers keeps a resolved revision as is).
+
+    Best effort, as in diffusers: where it cannot be resolved (no such repo, offline with nothing cached), the
+    download that follows reports why."""
+    try:
+        from huggingface_hub import resolve_revision
+    except ImportError:  # an older huggingface_hub: the check and the load may read different commits of a branch
+        return kwargs
+    if os.path.isdir(source):
+        return kwargs
+    try:
+        revision = resolve_revision(source, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
+                                    local_files_only=bool(kwargs.get("local_files_only")), token=kwargs.get("token"))
+    except Exception:  # noqa: BLE001 - the load that follows raises the real, explained error
+        return kwargs
+    return {**kwargs, "revision": revision}
+
+
+def _index_names(subfolder: str, variant: str | None) -> list[str]:
+    """The repo paths of the sharded-checkpoint indexes diffusers looks for (its current and legacy variant names)."""
+    names = [PurePosixPath(subfolder, SAFE_WEIGHTS_INDEX_NAME).as_posix()]
+    if variant is not None:
+        stem, ext = SAFE_WEIGHTS_INDEX_NAME.rsplit(".", 1)
+        names.append(PurePosixPath(subfolder, f"{stem}.{variant}.{ext}").as_posix())
+        splits = names[0].split(".")  # diffusers' legacy name splits the whole path, subfolder dots included
+        names.append(".".join(splits[:2] + [variant] + splits[2:]))
+    return names
+
+
+def _is_plain_safetensors_name(name: Any) -> bool:
+    return isinstance(name, str) and name.endswith(".safetensors") and os.path.basename(name) == name \
+        and "\\" not in name
+
+
+def _check_index(path: str | os.PathLike, label: str) -> None:
+    try:
+        index = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{label} is not a valid weight index ({err}); save the model again with "
+                              "save_pretrained.") from err
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{label} is not a valid weight index (no 'weight_map' object); save the model "
+                              "again with save_pretrained.")
+    unsafe = sorted({str(name) for name in weight_map.values() if not _is_plain_safetensors_name(name)})
+    if unsafe:
+        raise CheckpointError(
+            f"{label} maps weights to {', '.join(unsafe)}, not to safetensors files in its folder. vaegan loads "
+            "safetensors weights only and never unpickles *.bin/*.pt/*.pkl files (a pickle can run arbitrary "
+            "code): convert the shards to safetensors with a tool you trust, or save the model again with "
+            "save_pretrained."
+        )
+
+
+def refuse_unsafe_shards(source: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a sharded checkpoint whose index maps weights to anything but safetensors files beside it.
+
+    diffusers loads the shards an index names by their suffix (``torch.load`` for ``.bin``, ``.pt``, ...)
+    whatever ``use_safetensors`` says, so the index is checked before diffusers sees it: in a local folder every
+    index-like JSON file (whatever name a variant gives it); in a Hub repo or the HF cache every index name
+    diffusers would fetch, downloaded at the revision the load uses (:func:`pin_revision`).
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    subfolder = kwargs.get("subfolder") or ""
+    if os.path.isdir(source):
+        for path in sorted(Path(source, subfolder).glob("*index*.json")):
+            _check_index(path, str(path))
+        return
+    download = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision")
+                if k in kwargs}
+    for name in _index_names(subfolder, kwargs.get("variant")):
+        try:
+            path = hf_hub_download(source, name, **download)
+        except EntryNotFoundError:  # not in the repo (or, offline, not in the cache: diffusers cannot use it either)
+            continue
+        _check_index(path, f"{source}: {name}")
 
 
 def refuse_pickle_only(source: str, subfolder: str | None) -> None:
