@@ -316,6 +316,37 @@ def test_bad_configs_are_refused_before_allocation(hub, tmp_path, config, match)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # nothing big was allocated
 
 
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "array"), ("{not json", "not valid JSON")])
+def test_config_json_that_is_not_a_json_object_is_one_config_error_naming_it(hub, tmp_path, text, kind):
+    upload_raw(hub, "org/odd", {"config.json": text.encode()}, tmp_path)
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(ConfigError, match=f"org/odd: config.json (is|holds a JSON) {kind}"):
+            load("org/odd")
+
+
+def test_weights_dtype_and_values_are_checked_over_http(hub, tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    vae = make()
+    vae.save_pretrained(tmp_path / "m", model_card=False)
+    weights = tmp_path / "m" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v.double() for k, v in tensors.items()}, weights)
+    HfApi().create_repo("org/f64")
+    HfApi().upload_folder(repo_id="org/f64", folder_path=tmp_path / "m")
+    with caplog.at_level("WARNING"):
+        loaded = VAE.from_pretrained("org/f64")
+    assert any("org/f64: weights stored as float64" in r.getMessage() for r in caplog.records)
+    assert torch.equal(loaded.sample(2, generator=seed()), vae.sample(2, generator=seed()))
+
+    tensors["decoder.layers.6.bias"] = torch.full_like(tensors["decoder.layers.6.bias"], float("nan"))
+    save_file(tensors, weights)
+    HfApi().create_repo("org/nan")
+    HfApi().upload_folder(repo_id="org/nan", folder_path=tmp_path / "m")
+    with pytest.raises(CheckpointError, match=r"org/nan hold NaN or infinite values in decoder\.layers\.6\.bias"):
+        AutoModel.from_pretrained("org/nan")
+
+
 def test_no_trust_remote_code_anywhere(hub):
     make().push_to_hub("org/vae")
     for load in (VAE.from_pretrained, AutoModel.from_pretrained):

@@ -330,3 +330,14 @@ def test_pipeline_component_with_a_pickle_shard_is_refused(tmp_path, how, vulner
     with pytest.raises(CheckpointError, match=re.escape(INDEX_NAME)):
         (VAEPipeline if how == "VAEPipeline" else DiffusionPipeline).from_pretrained(folder)
     assert vulnerable_torch_load == [] and not marker.exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json"])
+def test_pipeline_model_index_that_is_not_a_json_object_is_one_config_error(tmp_path, text):
+    from vaegan import VAEPipeline
+
+    folder = tmp_path / "pipe"
+    VAEPipeline(small_vae()).save_pretrained(folder)
+    (folder / "model_index.json").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(str(folder / "model_index.json"))):
+        VAEPipeline.from_pretrained(folder)

@@ -59,6 +59,7 @@ from . import conditioning, registry
 from .conditioning import ClassLabels
 from .serialization import (
     SAVE_SPECIFIC_PATTERNS,
+    check_loaded_weights,
     describe_keys,
     explain_load_error,
     load_config,
@@ -471,7 +472,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         kwargs = pin_revision(source, kwargs)
         config = load_config(cls, source, kwargs)
         cls.check_config_dict(config, source)
-        refuse_unsafe_shards(source, kwargs)
+        weight_map = refuse_unsafe_shards(source, kwargs)
         kwargs["use_safetensors"] = True
         try:
             with quiet_partial_load_warnings():
@@ -486,6 +487,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 f"The weights of {source} do not match its config.json for {cls.__name__} ({details}). "
                 "The folder is inconsistent: save it again with save_pretrained, or fix config.json."
             )
+        check_loaded_weights(model, source, kwargs, weight_map)
         realign_tensors(model)
         return (model, info) if want_info else model
 
