@@ -18,3 +18,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def vulnerable_torch_load(monkeypatch) -> list[str]:
+    """``torch.load`` as torch < 2.6 behaves for a crafted file (CVE-2025-32434: ``weights_only`` bypassed): it
+    unpickles whatever the file holds, and records the call. vaegan's refusal of pickles must not depend on the
+    installed torch being safe."""
+    calls: list[str] = []
+    real_load = torch.load
+
+    def load(f, *args, **kwargs):
+        calls.append(str(f))
+        kwargs.pop("weights_only", None)
+        return real_load(f, *args, weights_only=False, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    return calls

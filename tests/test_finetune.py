@@ -79,8 +79,13 @@ def test_vaegan_configs_command(capsys):
 
 # --------------------------------------------------------------------------------------- training config with model
 def test_trained_model_folder_holds_its_training_config(base_run):
-    recorded = yaml.safe_load((base_run / "model" / "training_config.yaml").read_text())
-    assert recorded == yaml.safe_load((base_run / "config.yaml").read_text())
+    text = (base_run / "model" / "training_config.yaml").read_text()
+    recorded, run = yaml.safe_load(text), yaml.safe_load((base_run / "config.yaml").read_text())
+    # the run's settings, less the folders of this machine (nothing to others; the run's config.yaml keeps them)
+    assert "output_dir" not in recorded["train"] and "cache_dir" not in recorded["data"]
+    assert str(base_run) not in text and run["train"]["output_dir"] == str(base_run)
+    del run["train"]["output_dir"], run["data"]["cache_dir"]
+    assert recorded == run
     assert config_from_dict(recorded).data.limit == 256
 
 
@@ -100,6 +105,89 @@ def test_finetune_config_uses_the_recorded_config_and_overrides(base_run):
     assert config.train.max_steps == 2 and config.train.learning_rate == 0.5  # overrides
     assert config.train.output_dir == "outputs/tiny-base-finetuned" and config.hub.repo_id is None
     assert config.model["latent_dim"] == 2 and config.model["block_out_channels"] == [16, 32]
+
+
+HOSTILE_MACHINE_SETTINGS = {
+    "data": {"num_workers": 100000, "cache_dir": "/root/.ssh", "limit": 64},
+    "train": {"output_dir": "/home/alice/runs/faces", "trackers": ["wandb"], "mixed_precision": "bf16",
+              "compile": True, "channels_last": True, "batch_size": 16},
+    "hub": {"repo_id": "alice/faces", "private": True},
+}
+
+
+def _model_with_recorded_config(folder: Path, recorded: dict) -> Path:
+    VAE(architecture="mlp", hidden_dims=(16,), latent_dim=3).save_pretrained(folder, training_config=recorded,
+                                                                              model_card=False)
+    return folder
+
+
+def _assert_machine_settings_ignored(config, notes) -> None:
+    assert config.data.num_workers is None and config.data.cache_dir is None  # the defaults
+    assert config.train.trackers == [] and config.train.mixed_precision == "no"
+    assert not config.train.compile and not config.train.channels_last
+    assert config.hub.repo_id is None and config.hub.private is False
+    assert config.data.limit == 64 and config.train.batch_size == 16  # the recipe is kept
+    (line,) = [n for n in notes if "not taken" in n]
+    for key in ("data.num_workers=100000", "data.cache_dir=/root/.ssh", "train.output_dir=/home/alice/runs/faces",
+                "train.trackers=['wandb']", "train.mixed_precision=bf16", "train.compile=True",
+                "train.channels_last=True", "hub.repo_id=alice/faces", "hub.private=True"):
+        assert key in line, key
+    assert "data.limit" not in line and "train.batch_size" not in line and "--set" in line
+
+
+def test_recorded_machine_settings_are_not_taken(tmp_path):
+    """A model's training_config.yaml was written on another machine: its workers, folders, loggers, precision
+    and Hub repo are not this run's; they come from --set or the defaults, and the run says which it ignored."""
+    folder = _model_with_recorded_config(tmp_path / "faces", HOSTILE_MACHINE_SETTINGS)
+    config, notes = finetune_config(str(folder))
+    _assert_machine_settings_ignored(config, notes)
+    assert config.train.output_dir == "outputs/faces-finetuned"
+    config, _ = finetune_config(str(folder), ["data.num_workers=2", "train.trackers=[tensorboard]"])
+    assert config.data.num_workers == 2 and config.train.trackers == ["tensorboard"]  # the user's own choice
+
+
+def test_recorded_machine_settings_of_a_hub_model_are_not_taken(tmp_path, hub):
+    from huggingface_hub import HfApi
+
+    folder = _model_with_recorded_config(tmp_path / "faces", HOSTILE_MACHINE_SETTINGS)
+    HfApi().create_repo("org/faces")
+    HfApi().upload_folder(repo_id="org/faces", folder_path=folder)
+    config, notes = finetune_config("org/faces")
+    _assert_machine_settings_ignored(config, notes)
+
+
+def test_vaegan_push_leaves_local_folders_out_of_an_older_training_config(tmp_path, hub, capsys):
+    from huggingface_hub import hf_hub_download
+
+    older = {"data": {"source": "imagefolder:/home/alice/data/faces", "cache_dir": "/home/alice/cache"},
+             "train": {"output_dir": "/home/alice/runs/faces", "epochs": 3}}
+    folder = _model_with_recorded_config(tmp_path / "faces", older)  # as vaegan saved it before
+    assert main(["push", str(folder), "org/faces"]) == 0, capsys.readouterr().err
+    text = Path(hf_hub_download("org/faces", "training_config.yaml")).read_text()
+    assert "/home/alice" not in text
+    assert yaml.safe_load(text) == {"data": {"source": "imagefolder:./faces"}, "train": {"epochs": 3}}
+
+
+def test_recorded_local_data_folder_is_not_used(tmp_path):
+    """A local data source names a folder of the machine that trained: the user gives the data to fine-tune on."""
+    recorded = {"data": {"source": "imagefolder:/home/alice/faces"}}
+    folder = _model_with_recorded_config(tmp_path / "faces", recorded)
+    with pytest.raises(ConfigError, match=r"imagefolder:/home/alice/faces.*--set data\.source="):
+        finetune_config(str(folder))
+    images = _colour_folder(tmp_path / "mine", n=4, size=28)
+    config, _ = finetune_config(str(folder), [f"data.source=imagefolder:{images}"])
+    assert config.data.source == f"imagefolder:{images}"
+
+
+def test_saved_training_config_leaves_out_local_folders():
+    config = config_from_dict({"model": {"class": "VAE"},
+                               "data": {"source": "imagefolder:/home/alice/data/faces", "cache_dir": "/home/alice/c"},
+                               "train": {"output_dir": "/home/alice/runs/x", "epochs": 3}})
+    shared = config.shareable_dict()
+    assert "/home/alice" not in yaml.safe_dump(shared)
+    assert shared["data"]["source"] == "imagefolder:./faces" and shared["train"]["epochs"] == 3
+    assert "output_dir" not in shared["train"] and "cache_dir" not in shared["data"]
+    assert config.to_dict()["train"]["output_dir"] == "/home/alice/runs/x"  # the run itself keeps its folders
 
 
 def test_model_without_training_config_gets_the_bundled_config_of_its_family(tmp_path):
@@ -190,8 +278,10 @@ def test_hub_round_trip_fine_tune_and_push(base_run, tmp_path, hub, monkeypatch,
                  "--push-to-hub", "org/tiny-ft"]) == 0, capsys.readouterr().err
     files = set(HfApi().list_repo_files("org/tiny-ft"))
     assert {"training_config.yaml", "config.json", "diffusion_pytorch_model.safetensors", "README.md"} <= files
-    recorded = yaml.safe_load(Path(hf_hub_download("org/tiny-ft", "training_config.yaml")).read_text())
+    text = Path(hf_hub_download("org/tiny-ft", "training_config.yaml")).read_text()
+    recorded = yaml.safe_load(text)
     assert recorded["train"]["max_steps"] == 5 and recorded["hub"]["repo_id"] is None
+    assert "output_dir" not in recorded["train"] and str(tmp_path) not in text  # no local folder is published
     card = ModelCard.load(hf_hub_download("org/tiny-ft", "README.md"))
     assert card.data.base_model == "org/tiny"
     assert "Fine-tuned from [org/tiny](https://huggingface.co/org/tiny)" in card.text

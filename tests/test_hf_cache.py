@@ -15,6 +15,7 @@ set before import, which is the real offline path a user gets.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
@@ -296,3 +297,31 @@ def test_offline_env_vars_set_before_import_in_a_fresh_interpreter(hub_cache, tm
     assert torch.equal(out["commit"], samples(hub_cache["v1"]))
     assert torch.equal(out["subfolder"], samples(hub_cache["sub"]))
     assert not (tmp_path / "hf-home" / "hub").exists() or not any((tmp_path / "hf-home" / "hub").iterdir())
+
+
+def torch_saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_cached_index_mapping_weights_to_a_pickle_is_refused_without_unpickling(hub_cache, offline, tmp_path,
+                                                                                 vulnerable_torch_load):
+    """A cached repo whose safetensors index maps the tensors to a pickle shard (diffusers would torch.load it)."""
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    model = small_vae(6)
+    shard = "diffusion_pytorch_model-00001-of-00001.bin"
+    index = {"metadata": {}, "weight_map": dict.fromkeys(model.state_dict(), shard)}
+    files = {**saved_files(model, tmp_path), shard: torch_saved(dict.fromkeys(model.state_dict(), Payload())),
+             "diffusion_pytorch_model.safetensors.index.json": json.dumps(index).encode()}
+    write_cache_repo(hub_cache["cache"], "org/evil-shards", COMMIT_MAIN, files, ("main",))
+    for loader in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(CheckpointError, match=f"org/evil-shards: .*index.json maps weights to {shard}"):
+            loader("org/evil-shards", cache_dir=hub_cache["cache"])
+    assert vulnerable_torch_load == [] and not marker.exists()
+    assert offline == []

@@ -4,6 +4,7 @@ unsafe repos (pickle weights, unknown classes, absurd sizes)."""
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -194,6 +195,106 @@ def test_pickle_only_repo_is_refused_without_unpickling(hub, tmp_path):
     assert marker.read_text() == "pwned"
 
 
+SHARD = "diffusion_pytorch_model-00001-of-00001.bin"
+INDEX = "diffusion_pytorch_model.safetensors.index.json"
+
+
+def evil_sharded_files(model, marker: Path, tmp_path: Path, index: str = INDEX, weights: str | None = None) -> dict:
+    """A saved model's files plus an index mapping its tensors to a malicious pickle (diffusers would torch.load
+    it, whatever use_safetensors says)."""
+    folder = tmp_path / f"saved-{index}"
+    model.save_pretrained(folder, model_card=False)
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    if weights:
+        files[weights] = files.pop("diffusion_pytorch_model.safetensors")
+    files[index] = json.dumps({"metadata": {}, "weight_map": dict.fromkeys(model.state_dict(), SHARD)}).encode()
+    files[SHARD] = torch_saved(dict.fromkeys(model.state_dict(), Evil(marker)))
+    return files
+
+
+def torch_saved(obj) -> bytes:
+    """``obj`` in torch.save's format, what a real ``*.bin`` shard holds."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("index, variant", [
+    (INDEX, None),
+    ("diffusion_pytorch_model.safetensors.index.fp16.json", "fp16"),
+    ("diffusion_pytorch_model.safetensors.fp16.index.json", "fp16"),  # diffusers' legacy variant index name
+])
+def test_repo_whose_index_maps_weights_to_a_pickle_is_refused_without_unpickling(hub, tmp_path, index, variant,
+                                                                                  vulnerable_torch_load):
+    marker = tmp_path / "pwned.txt"
+    weights = f"diffusion_pytorch_model.{variant}.safetensors" if variant else None
+    upload_raw(hub, "org/evil-shards", evil_sharded_files(make(), marker, tmp_path, index, weights), tmp_path)
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(CheckpointError, match=f"org/evil-shards: {re.escape(index)} maps weights to {SHARD}"):
+            load("org/evil-shards", variant=variant)
+    assert vulnerable_torch_load == [] and not marker.exists()
+    assert not list(hub.cache_dir.rglob("*.bin"))  # refused before the shard was even downloaded
+    hub.offline()  # the cached index is checked the same way offline
+    with pytest.raises(CheckpointError, match=SHARD):
+        VAE.from_pretrained("org/evil-shards", variant=variant)
+    assert vulnerable_torch_load == [] and not marker.exists()
+
+
+def test_pipeline_repo_whose_model_index_maps_weights_to_a_pickle_is_refused(hub, tmp_path, vulnerable_torch_load):
+    from diffusers import DiffusionPipeline
+
+    from vaegan import GenerativePipeline, VAEPipeline
+
+    marker = tmp_path / "pwned.txt"
+    VAEPipeline(make()).save_pretrained(tmp_path / "pipe")
+    files = {p.relative_to(tmp_path / "pipe").as_posix(): p.read_bytes()
+             for p in (tmp_path / "pipe").rglob("*") if p.is_file()}
+    files.update({f"vae/{name}": data for name, data in evil_sharded_files(make(), marker, tmp_path).items()})
+    folder = tmp_path / "upload"
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    HfApi().create_repo("org/evil-pipe")
+    HfApi().upload_folder(repo_id="org/evil-pipe", folder_path=folder)
+    for load in (GenerativePipeline.from_pretrained, VAEPipeline.from_pretrained, DiffusionPipeline.from_pretrained):
+        with pytest.raises(CheckpointError, match=f"{INDEX} maps weights to {SHARD}"):
+            load("org/evil-pipe")
+    assert vulnerable_torch_load == [] and not marker.exists()
+
+
+def test_a_push_between_the_check_and_the_load_is_not_read(hub, tmp_path, monkeypatch, vulnerable_torch_load):
+    """The safety checks and diffusers' load read one commit: a push to the branch in between changes nothing."""
+    import vaegan.models.base as base
+
+    marker = tmp_path / "pwned.txt"
+    vae = make()
+    vae.push_to_hub("org/vae")
+    check = base.refuse_unsafe_shards
+
+    def check_then_push(source, kwargs):
+        check(source, kwargs)
+        evil = evil_sharded_files(make(weights_seed=1), marker, tmp_path)
+        HfApi().upload_file(repo_id="org/vae", path_or_fileobj=evil[INDEX], path_in_repo=INDEX)
+        HfApi().upload_file(repo_id="org/vae", path_or_fileobj=evil[SHARD], path_in_repo=SHARD)
+
+    monkeypatch.setattr(base, "refuse_unsafe_shards", check_then_push)
+    loaded = VAE.from_pretrained("org/vae")
+    assert torch.equal(loaded.sample(3, generator=seed()), vae.sample(3, generator=seed()))
+    assert vulnerable_torch_load == [] and not marker.exists()
+    assert INDEX in repo_files("org/vae")  # the push did happen
+
+
+def test_sharded_safetensors_repo_loads(hub, tmp_path, vulnerable_torch_load):
+    vae = make()
+    vae.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / INDEX).is_file()
+    HfApi().create_repo("org/sharded")
+    HfApi().upload_folder(repo_id="org/sharded", folder_path=tmp_path / "sharded")
+    loaded = AutoModel.from_pretrained("org/sharded")
+    assert torch.equal(loaded.sample(3, generator=seed()), vae.sample(3, generator=seed()))
+    assert vulnerable_torch_load == []
+
+
 @pytest.mark.parametrize("config, match", [
     ({"_class_name": "EvilNet", "latent_dim": 3}, "Unknown vaegan model class 'EvilNet'"),
     ({"_class_name": "VAE", "latent_dim": 10**9}, r"latent_dim must be an integer in \[1, 65536\]"),
@@ -213,6 +314,37 @@ def test_bad_configs_are_refused_before_allocation(hub, tmp_path, config, match)
         with pytest.raises(ConfigError, match=match):
             getattr(__import__("vaegan"), config["_class_name"]).from_pretrained("org/bad")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # nothing big was allocated
+
+
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "array"), ("{not json", "not valid JSON")])
+def test_config_json_that_is_not_a_json_object_is_one_config_error_naming_it(hub, tmp_path, text, kind):
+    upload_raw(hub, "org/odd", {"config.json": text.encode()}, tmp_path)
+    for load in (VAE.from_pretrained, AutoModel.from_pretrained):
+        with pytest.raises(ConfigError, match=f"org/odd: config.json (is|holds a JSON) {kind}"):
+            load("org/odd")
+
+
+def test_weights_dtype_and_values_are_checked_over_http(hub, tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    vae = make()
+    vae.save_pretrained(tmp_path / "m", model_card=False)
+    weights = tmp_path / "m" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v.double() for k, v in tensors.items()}, weights)
+    HfApi().create_repo("org/f64")
+    HfApi().upload_folder(repo_id="org/f64", folder_path=tmp_path / "m")
+    with caplog.at_level("WARNING"):
+        loaded = VAE.from_pretrained("org/f64")
+    assert any("org/f64: weights stored as float64" in r.getMessage() for r in caplog.records)
+    assert torch.equal(loaded.sample(2, generator=seed()), vae.sample(2, generator=seed()))
+
+    tensors["decoder.layers.6.bias"] = torch.full_like(tensors["decoder.layers.6.bias"], float("nan"))
+    save_file(tensors, weights)
+    HfApi().create_repo("org/nan")
+    HfApi().upload_folder(repo_id="org/nan", folder_path=tmp_path / "m")
+    with pytest.raises(CheckpointError, match=r"org/nan hold NaN or infinite values in decoder\.layers\.6\.bias"):
+        AutoModel.from_pretrained("org/nan")
 
 
 def test_no_trust_remote_code_anywhere(hub):

@@ -3,6 +3,7 @@ the sample grid (samples.png); and the image helpers in vaegan.images."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -262,3 +263,77 @@ def test_save_gif(tmp_path):
     frames = [Image.new("RGB", (5, 5), (i * 40, 0, 0)) for i in range(3)]
     with Image.open(save_gif(frames, tmp_path / "b.gif", bounce=False)) as gif:
         assert gif.n_frames == 3 and gif.size == (5, 5)
+
+
+# ------------------------------------------------------------------ install line and project link (issue 23, item 10)
+def _fake_install(tmp_path: Path, monkeypatch, direct_url: dict | None, urls: tuple[str, ...] = ()):
+    """vaegan's installed metadata as a real dist-info folder: ``Project-URL`` entries and PEP 610's
+    ``direct_url.json`` (absent: installed from a package index)."""
+    import importlib.metadata
+
+    import vaegan.project
+
+    info = tmp_path / "site" / "vaegan-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: vaegan\nVersion: 0.1.0\n"
+                                   + "".join(f"Project-URL: {url}\n" for url in urls))
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    monkeypatch.setattr(vaegan.project, "_installed", lambda: importlib.metadata.PathDistribution(info))
+
+
+def _card_text(tmp_path: Path) -> str:
+    folder = tmp_path / f"vae-{len(list(tmp_path.iterdir()))}"
+    _model(VAE, **SMALL_VAE).save_pretrained(folder)
+    return (folder / "README.md").read_text()
+
+
+def test_card_names_no_repository_and_no_index_that_do_not_exist(tmp_path):
+    """With this checkout's real metadata: no invented project URL, and `pip install vaegan` only from an index."""
+    import importlib.metadata
+
+    text = _card_text(tmp_path)
+    assert "github.com/vaegan/vaegan" not in text and "](http" not in text.split("## Usage")[0]
+    try:
+        from_index = importlib.metadata.distribution("vaegan").read_text("direct_url.json") is None
+    except importlib.metadata.PackageNotFoundError:
+        from_index = False
+    assert ("`pip install vaegan`" in text) == from_index
+
+
+@pytest.mark.parametrize("direct_url, urls, line", [
+    (None, ("Homepage, https://vaegan.example.org",), "Install vaegan (`pip install vaegan`), then:"),
+    ({"url": "https://git.example.org/me/vaegan.git", "vcs_info": {"vcs": "git", "commit_id": "0a1b2c"}}, (),
+     "Install vaegan (`pip install git+https://git.example.org/me/vaegan.git@0a1b2c`), then:"),
+    ({"url": "https://files.example.org/vaegan-0.1.0-py3-none-any.whl", "archive_info": {}}, (),
+     "Install vaegan (`pip install https://files.example.org/vaegan-0.1.0-py3-none-any.whl`), then:"),
+])
+def test_install_line_says_where_this_vaegan_came_from(tmp_path, monkeypatch, direct_url, urls, line):
+    _fake_install(tmp_path, monkeypatch, direct_url, urls)
+    text = _card_text(tmp_path)
+    assert line in text
+    if urls:
+        assert "made with [vaegan](https://vaegan.example.org)" in text
+    else:
+        assert "made with vaegan" in text and "[vaegan](" not in text
+
+
+@pytest.mark.parametrize("direct_url", [
+    {"url": "file:///home/alice/src/vaegan", "dir_info": {"editable": True}},
+    {"url": "file:///home/alice/dist/vaegan-0.1.0-py3-none-any.whl", "archive_info": {}},
+])
+@pytest.mark.parametrize("urls", [(), ("Source, https://code.example.org/vaegan",)])
+def test_install_line_from_a_local_source_says_so_truthfully(tmp_path, monkeypatch, direct_url, urls):
+    _fake_install(tmp_path, monkeypatch, direct_url, urls)
+    text = _card_text(tmp_path)
+    assert "`pip install vaegan`" not in text and "/home/alice" not in text
+    assert "vaegan 0.1.0 installed from a local copy of its source, not from a package index" in text
+    assert ("https://code.example.org/vaegan" in text) == bool(urls)
+
+
+def test_install_line_when_vaegan_runs_without_being_installed(tmp_path, monkeypatch):
+    import vaegan.project
+
+    monkeypatch.setattr(vaegan.project, "_installed", lambda: None)
+    text = _card_text(tmp_path)
+    assert "`pip install vaegan`" not in text and "not from a package index" in text

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,105 @@ def test_ae_with_a_huge_latent_prior_is_refused_before_allocation(tmp_path, monk
     _forbid_building(monkeypatch)
     with pytest.raises(ConfigError, match="latent_dim"):
         AE.from_pretrained(folder)
+
+
+# ------------------------------------------------------------------ sharded checkpoints (issue 23, item 2)
+INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+
+
+def sharded_index(model, shard: str) -> bytes:
+    """An index that maps every tensor of ``model`` to ``shard``, as diffusers' sharded save writes it."""
+    return json.dumps({"metadata": {"total_size": 0}, "weight_map": dict.fromkeys(model.state_dict(), shard)}).encode()
+
+
+def evil_sharded_folder(folder: Path, marker: Path, shard: str = "diffusion_pytorch_model-00001-of-00001.bin",
+                        index: str = INDEX_NAME) -> VAE:
+    """A real saved VAE (its safetensors file included) plus an index that maps its tensors to a malicious pickle."""
+    model = small_vae()
+    model.save_pretrained(folder)
+    (folder / index).write_bytes(sharded_index(model, shard))
+    (folder / Path(shard).name).write_bytes(malicious_pickle(marker, "torch"))
+    return model
+
+
+@pytest.mark.parametrize("loader", ["VAE", "AutoModel", "VAE-local_files_only"])
+def test_index_mapping_weights_to_a_pickle_shard_is_refused_and_never_unpickled(tmp_path, loader,
+                                                                                 vulnerable_torch_load):
+    marker = tmp_path / "MARKER"
+    evil_sharded_folder(tmp_path / "model", marker)
+    with pytest.raises(CheckpointError) as info:
+        LOADERS[loader](tmp_path / "model")
+    message = str(info.value)
+    assert INDEX_NAME in message and "diffusion_pytorch_model-00001-of-00001.bin" in message
+    assert "not to safetensors files in" in message and "\n" not in message
+    assert vulnerable_torch_load == [] and not marker.exists(), "a pickle shard was unpickled"
+
+
+@pytest.mark.parametrize("shard", ["weights.gguf", "weights.pt", "../outside.safetensors", "sub/inner.safetensors",
+                                   "weights.safetensors.bin"])
+def test_index_naming_anything_but_a_safetensors_file_beside_it_is_refused(tmp_path, shard, vulnerable_torch_load):
+    marker = tmp_path / "MARKER"
+    evil_sharded_folder(tmp_path / "model", marker, shard=shard)
+    with pytest.raises(CheckpointError, match=re.escape(shard)) as info:
+        VAE.from_pretrained(tmp_path / "model")
+    assert "not to safetensors files in" in str(info.value)
+    assert vulnerable_torch_load == [] and not marker.exists()
+
+
+# diffusers' names for a variant's index: the current one and the legacy one
+@pytest.mark.parametrize("index", ["diffusion_pytorch_model.safetensors.index.fp16.json",
+                                   "diffusion_pytorch_model.safetensors.fp16.index.json"])
+def test_variant_index_mapping_weights_to_a_pickle_is_refused(tmp_path, index, vulnerable_torch_load):
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "model"
+    evil_sharded_folder(folder, marker, index=index)
+    os.rename(folder / "diffusion_pytorch_model.safetensors", folder / "diffusion_pytorch_model.fp16.safetensors")
+    with pytest.raises(CheckpointError, match=re.escape(index)):
+        VAE.from_pretrained(folder, variant="fp16")
+    assert vulnerable_torch_load == [] and not marker.exists()
+
+
+def test_index_that_is_not_json_is_refused_naming_it(tmp_path):
+    folder = tmp_path / "model"
+    small_vae().save_pretrained(folder)
+    (folder / INDEX_NAME).write_text("{not json")
+    with pytest.raises(CheckpointError, match=re.escape(INDEX_NAME)):
+        VAE.from_pretrained(folder)
+
+
+def test_sharded_safetensors_checkpoint_still_loads(tmp_path, vulnerable_torch_load):
+    """The refusal is about pickles: a model saved in safetensors shards loads as before."""
+    model = small_vae()
+    model.save_pretrained(tmp_path / "model", max_shard_size="2KB")
+    assert len(list((tmp_path / "model").glob("diffusion_pytorch_model-*.safetensors"))) > 1
+    assert (tmp_path / "model" / INDEX_NAME).is_file()
+    loaded = VAE.from_pretrained(tmp_path / "model")
+    g = torch.Generator
+    assert torch.equal(loaded.sample(2, generator=g().manual_seed(0)), model.sample(2, generator=g().manual_seed(0)))
+    assert vulnerable_torch_load == []
+
+
+@pytest.mark.parametrize("how", ["VAEPipeline", "DiffusionPipeline"])
+def test_pipeline_component_with_a_pickle_shard_is_refused(tmp_path, how, vulnerable_torch_load):
+    from diffusers import DiffusionPipeline
+
+    from vaegan import VAEPipeline
+
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "pipe"
+    VAEPipeline(small_vae()).save_pretrained(folder)
+    evil_sharded_folder(folder / "vae", marker)
+    with pytest.raises(CheckpointError, match=re.escape(INDEX_NAME)):
+        (VAEPipeline if how == "VAEPipeline" else DiffusionPipeline).from_pretrained(folder)
+    assert vulnerable_torch_load == [] and not marker.exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json"])
+def test_pipeline_model_index_that_is_not_a_json_object_is_one_config_error(tmp_path, text):
+    from vaegan import VAEPipeline
+
+    folder = tmp_path / "pipe"
+    VAEPipeline(small_vae()).save_pretrained(folder)
+    (folder / "model_index.json").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(str(folder / "model_index.json"))):
+        VAEPipeline.from_pretrained(folder)

@@ -285,6 +285,112 @@ def test_missing_weights_file_raises_checkpoint_error(saved_vae):
         VAE.from_pretrained(saved_vae)
 
 
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "array"), ('"VAE"', "string"), ("null", "null"), ("3", "number"),
+                                        ("{not json", "not valid JSON"), ("", "not valid JSON"),
+                                        ("\udcff".encode("utf-8", "surrogatepass"), "not valid JSON")])
+@pytest.mark.parametrize("loader", [VAE.from_pretrained, AutoModel.from_pretrained], ids=["VAE", "AutoModel"])
+def test_config_json_that_is_not_a_json_object_raises_one_config_error_naming_it(saved_vae, text, kind, loader):
+    path = saved_vae / "config.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError) as info:
+        loader(saved_vae)
+    message = str(info.value)
+    assert str(path) in message and kind in message and "save_pretrained" in message and "\n" not in message
+
+
+def _rewrite_weights(folder: Path, change) -> dict[str, torch.Tensor]:
+    tensors = load_file(folder / WEIGHTS)
+    save_file({name: change(name, tensor) for name, tensor in tensors.items()}, folder / WEIGHTS)
+    return tensors
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_float_weights_of_another_precision_are_converted_with_a_note(saved_vae, dtype, caplog):
+    tensors = _rewrite_weights(saved_vae, lambda name, t: t.to(dtype))
+    with caplog.at_level("WARNING"):
+        model = VAE.from_pretrained(saved_vae)
+    assert {t.dtype for t in model.state_dict().values()} == {torch.float32}
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, tensors[name].to(dtype).float()), name
+    (note,) = [r.getMessage() for r in caplog.records if "converted" in r.getMessage()]
+    assert str(saved_vae) in note and str(dtype).removeprefix("torch.") in note and "float32" in note
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a dtype asked for is no surprise: no note
+        assert VAE.from_pretrained(saved_vae, torch_dtype=torch.float16).dtype == torch.float16
+    assert not [r for r in caplog.records if "converted" in r.getMessage()]
+
+
+def test_sharded_weights_get_the_same_dtype_and_value_checks(tmp_path, caplog):
+    folder = tmp_path / "sharded"
+    model = make("vae-mlp")
+    model.save_pretrained(folder, max_shard_size="2KB")
+    shards = sorted(folder.glob("diffusion_pytorch_model-*.safetensors"))
+    assert len(shards) > 1
+    for shard in shards:
+        save_file({k: v.double() for k, v in load_file(shard).items()}, shard)
+    with caplog.at_level("WARNING"):
+        assert_same_outputs(VAE.from_pretrained(folder), model)
+    assert any("float64" in r.getMessage() and "converted" in r.getMessage() for r in caplog.records)
+    tensors = load_file(shards[-1])
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].to(torch.int8)
+    save_file(tensors, shards[-1])
+    with pytest.raises(CheckpointError, match=name.replace(".", r"\.")):
+        VAE.from_pretrained(folder)
+
+
+def test_float32_weights_load_without_a_note(saved_vae, caplog):
+    with caplog.at_level("WARNING"):
+        VAE.from_pretrained(saved_vae)
+    assert not [r for r in caplog.records if "converted" in r.getMessage()]
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int64, torch.bool])
+def test_integer_weights_for_float_tensors_are_refused(saved_vae, dtype):
+    _rewrite_weights(saved_vae, lambda name, t: t.to(dtype) if name == "decoder.layers.1.weight" else t)
+    with pytest.raises(CheckpointError, match=r"decoder\.layers\.1\.weight") as info:
+        VAE.from_pretrained(saved_vae)
+    assert str(dtype).removeprefix("torch.") in str(info.value) and "float32" in str(info.value)
+
+
+def test_float_weights_for_an_integer_buffer_are_refused(tmp_path):
+    folder = tmp_path / "gan"
+    make("gan").save_pretrained(folder, model_card=False)
+    tensors = load_file(folder / WEIGHTS)
+    (name,) = [n for n, t in tensors.items() if t.dtype == torch.int64][:1]
+    tensors[name] = tensors[name].float() + 0.5
+    save_file(tensors, folder / WEIGHTS)
+    with pytest.raises(CheckpointError, match=name.replace(".", r"\.")):
+        GAN.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("loader", [VAE.from_pretrained, AutoModel.from_pretrained], ids=["VAE", "AutoModel"])
+def test_non_finite_weights_are_refused_naming_the_tensor(saved_vae, value, loader):
+    def poison(name, tensor):
+        if name == "encoder.layers.3.bias":
+            tensor = tensor.clone()
+            tensor[1] = value
+        return tensor
+
+    _rewrite_weights(saved_vae, poison)
+    with pytest.raises(CheckpointError, match=r"encoder\.layers\.3\.bias") as info:
+        loader(saved_vae)
+    assert "NaN or infinite" in str(info.value)
+
+
+def test_float64_weights_beyond_float32_range_are_refused(saved_vae):
+    def huge(name, tensor):
+        tensor = tensor.double()
+        if name == "encoder.layers.3.bias":
+            tensor[0] = 1e300  # finite in float64, infinite in float32
+        return tensor
+
+    _rewrite_weights(saved_vae, huge)
+    with pytest.raises(CheckpointError, match=r"encoder\.layers\.3\.bias"):
+        VAE.from_pretrained(saved_vae)
+
+
 def test_missing_folder_raises_os_error(tmp_path):
     with pytest.raises(OSError):
         VAE.from_pretrained(tmp_path / "nothing-here")

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .project import install_sentence, project_link
+
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
 
@@ -356,7 +358,7 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         f"# {title}",
         "",
         f"{article} `{cls_name}` ({_FAMILY_NAMES.get(family, family)}) made with "
-        f"[vaegan](https://github.com/vaegan/vaegan){trained_on}. Images are {c} x {h} x {w}{latent}.",
+        f"{project_link()}{trained_on}. Images are {c} x {h} x {w}{latent}.",
         "",
     ]
     if model.num_classes is not None:
@@ -374,7 +376,7 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         parts += [f"![samples]({samples})", "", _samples_caption(model), ""]
     else:
         parts += [f"No samples are shown. {no_samples_reason or 'This model cannot generate samples.'}", ""]
-    parts += ["## Usage", "", "Install vaegan (`pip install vaegan`), then:", "",
+    parts += ["## Usage", "", install_sentence(), "",
               _usage(model, target, can_sample=bool(samples), subfolder=subfolder), ""]
     parameters = sum(p.numel() for p in model.parameters())
     rows = [("Class", f"`{cls_name}` (vaegan {vaegan.__version__})"), ("Parameters", f"{parameters:,}")]

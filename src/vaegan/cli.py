@@ -167,6 +167,10 @@ def run_push(args: argparse.Namespace) -> None:
         summary = {**(summary or {}), "evaluation": json.loads(evaluation.read_text())}
     config_file = Path(args.model) / "training_config.yaml"  # the trainer's too: `vaegan train REPO` fine-tunes with it
     training_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    if isinstance(training_config, dict):  # a folder saved before vaegan left local folders out of it
+        from .training.config import shareable_config
+
+        training_config = shareable_config(training_config)
     url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary,
                                                training_config=training_config)
     print(f"Pushed {args.model} to {url}")

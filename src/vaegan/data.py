@@ -148,6 +148,40 @@ def describe_source(source: str) -> str:
     return f"{name} (Hugging Face Hub dataset{suffix})"
 
 
+def _local_folder(source: str) -> tuple[str, str, str | None] | None:
+    """``(kind, folder, hf config)`` of a source that reads a local folder; None for any other source."""
+    kind, arg = _parse_source(source)
+    if kind == "imagefolder":
+        return kind, arg, None
+    if kind == "hf":
+        name, config, local = _parse_hf(arg)
+        if local or _looks_like_path(name):
+            return kind, name, config
+    return None
+
+
+def is_local_source(source: str) -> bool:
+    """Whether ``source`` reads a folder of this machine (``imagefolder:<path>``, ``hf:<local dir>``)."""
+    try:
+        return _local_folder(source) is not None
+    except ConfigError:
+        return False
+
+
+def shareable_source(source: str) -> str:
+    """``source`` as a published training config records it: a local folder by its name only (``imagefolder:./faces``),
+    so that no path of the machine that trained shows; any other source unchanged."""
+    try:
+        local = _local_folder(source)
+    except ConfigError:
+        return source
+    if local is None:
+        return source
+    kind, folder, config = local
+    name = Path(folder).expanduser().resolve().name or "data"
+    return f"{kind}:./{name}" + (f":{config}" if config else "")
+
+
 def dataset_id(source: str) -> str | None:
     """Hugging Face Hub dataset id of a source for model-card metadata, or None when there is none.
 

@@ -37,7 +37,7 @@ from .models.ae import AE
 from .models.base import GenerativeModel
 from .models.gan import GAN
 from .models.registry import get_model_class, register_model, registered_class
-from .models.serialization import CONFIG_DOWNLOAD_KWARGS
+from .models.serialization import CONFIG_DOWNLOAD_KWARGS, load_config
 from .models.vae import VAE
 from .pipeline_registry import available_pipelines, get_pipeline_class, register_pipeline, reload_pipeline_plugins
 
@@ -265,7 +265,7 @@ class GenerativePipeline(DiffusionPipeline):
         kwargs["use_safetensors"] = True
         source = str(pretrained_model_name_or_path)
         download = {k: kwargs[k] for k in CONFIG_DOWNLOAD_KWARGS if k in kwargs and k != "subfolder"}
-        config = cls.load_config(source, **download)
+        config = load_config(cls, source, download)  # a JSON object, or one ConfigError naming model_index.json
         name = config.get("_class_name")
         try:  # a list names custom pipeline code: never a vaegan pipeline
             target = get_pipeline_class(name) if isinstance(name, str) else None

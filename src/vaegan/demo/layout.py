@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ..models import GenerativeModel
+from ..project import project_link
 from .context import DemoContext
 from .explore import ExploreTab
 from .heldout import HeldOut
@@ -90,7 +91,7 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     app = DemoApp(models, heldout, concurrency_limit=concurrency_limit)
     app.prepare()
     with gr.Blocks(title=title, delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(f"# {title}\nGenerative models made with [vaegan](https://github.com/vaegan/vaegan): "
+        gr.Markdown(f"# {title}\nGenerative models made with {project_link()}: "
                     "sample them, walk between two points of their latent space, explore a 2-D latent plane, "
                     "and reconstruct your own digits.")
         with gr.Tabs():

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import ConfigError
 from .base import GenerativeModel
 from .registry import PluginError, available_models, get_model_class, register_model, reload_plugins
-from .serialization import load_config, refuse_pickle_only
+from .serialization import load_config, pin_revision, refuse_pickle_only
 
 __all__ = ["AutoModel", "PluginError", "available_models", "get_model_class", "register_model", "reload_plugins"]
 
@@ -23,6 +23,8 @@ class AutoModel:
     def from_pretrained(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> GenerativeModel:
         """Like ``VAE.from_pretrained`` (same arguments), for whichever family the repo holds."""
         refuse_pickle_only(str(pretrained_model_name_or_path), kwargs.get("subfolder"))
+        # one commit for the config read here and everything the model class then reads
+        kwargs = pin_revision(str(pretrained_model_name_or_path), kwargs)
         config = load_config(GenerativeModel, pretrained_model_name_or_path, kwargs)
         name = config.get("_class_name")
         if not name:

@@ -59,13 +59,16 @@ from . import conditioning, registry
 from .conditioning import ClassLabels
 from .serialization import (
     SAVE_SPECIFIC_PATTERNS,
+    check_loaded_weights,
     describe_keys,
     explain_load_error,
     load_config,
+    pin_revision,
     publish_folder,
     quiet_partial_load_warnings,
     realign_tensors,
     refuse_pickle_only,
+    refuse_unsafe_shards,
 )
 from .validation import MAX_PARAMETERS, closest
 
@@ -461,11 +464,15 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             raise CheckpointError("vaegan loads safetensors weights only; remove use_safetensors=False.")
         if kwargs.pop("ignore_mismatched_sizes", False):
             raise ValueError("vaegan never loads mismatched weights; remove ignore_mismatched_sizes=True.")
+        if kwargs.get("use_flashpack"):
+            raise CheckpointError("vaegan loads safetensors weights only; remove use_flashpack=True.")
         want_info = kwargs.pop("output_loading_info", False)
         source = str(pretrained_model_name_or_path)
         refuse_pickle_only(source, kwargs.get("subfolder"))
+        kwargs = pin_revision(source, kwargs)
         config = load_config(cls, source, kwargs)
         cls.check_config_dict(config, source)
+        weight_map = refuse_unsafe_shards(source, kwargs)
         kwargs["use_safetensors"] = True
         try:
             with quiet_partial_load_warnings():
@@ -480,6 +487,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 f"The weights of {source} do not match its config.json for {cls.__name__} ({details}). "
                 "The folder is inconsistent: save it again with save_pretrained, or fix config.json."
             )
+        check_loaded_weights(model, source, kwargs, weight_map)
         realign_tensors(model)
         return (model, info) if want_info else model
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..models.validation import closest
+from ..project import install_command
 
 PACKAGE = "vaegan.configs"
 SUFFIXES = (".yaml", ".yml")
@@ -24,7 +25,7 @@ def bundled_configs() -> dict[str, Traversable]:
         folder = resources.files(PACKAGE)
     except ModuleNotFoundError as err:
         raise ConfigError("vaegan's bundled configs are not installed (no vaegan.configs package); reinstall vaegan "
-                          "(pip install vaegan, or pip install -e . in a checkout).") from err
+                          f"({install_command() or 'pip install -e . in a checkout of its source'}).") from err
     found = {entry.name.rsplit(".", 1)[0]: entry for entry in folder.iterdir()
              if entry.is_file() and entry.name.endswith(SUFFIXES)}
     return dict(sorted(found.items()))

@@ -35,6 +35,17 @@ from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
 
+#: Settings about the machine and the person running a training rather than about the model and its data. A
+#: fine-tuning run never takes them from a model's recorded training_config.yaml: that file was written on another
+#: machine, maybe by someone else, and must not choose this machine's worker processes (data.num_workers: 100000),
+#: folders (data.cache_dir, train.output_dir), loggers (train.trackers: accounts, network access), precision and
+#: compilation (what that machine's accelerator supports), or where and how this user publishes (hub.repo_id,
+#: hub.private). They come from the user's --set or the defaults.
+MACHINE_SETTINGS = ("data.num_workers", "data.cache_dir", "train.output_dir", "train.trackers",
+                    "train.mixed_precision", "train.compile", "train.channels_last", "hub.repo_id", "hub.private")
+#: The folders among them: a model's saved training_config.yaml leaves them out (and names a local data folder by
+#: its name only, see :meth:`TrainingConfig.shareable_dict`), so publishing a model publishes no local path.
+LOCAL_PATH_SETTINGS = ("data.cache_dir", "train.output_dir")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "aim", "clearml", "dvclive")
@@ -167,12 +178,32 @@ class TrainingConfig:
         data["train"]["stages"] = {name: {k: v for k, v in s.items() if v is not None} for name, s in stages.items()}
         return data
 
+    def shareable_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` less this machine's folders: what a model's ``training_config.yaml`` records."""
+        return shareable_config(self.to_dict())
+
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (what a run actually used)."""
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "hub": HubConfig}
+
+
+def shareable_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a raw training config without this machine's folders (:data:`LOCAL_PATH_SETTINGS`) and with a
+    local data folder named by its name only: what a saved or pushed ``training_config.yaml`` holds."""
+    from ..data import shareable_source
+
+    raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    for key in LOCAL_PATH_SETTINGS:
+        section, name = key.split(".")
+        if isinstance(raw.get(section), dict):
+            raw[section].pop(name, None)
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), str):
+        data["source"] = shareable_source(data["source"])
+    return raw
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

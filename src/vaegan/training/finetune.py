@@ -17,7 +17,7 @@ import yaml
 from ..cards import TRAINING_CONFIG_NAME
 from ..errors import ConfigError
 from .bundled import bundled_configs
-from .config import TrainingConfig, apply_override, config_from_dict
+from .config import MACHINE_SETTINGS, TrainingConfig, apply_override, config_from_dict
 
 #: Settings whose change a fine-tuned model's card reports.
 REPORTED_CHANGES = ("data.source", "data.limit", "train.epochs", "train.max_steps", "train.batch_size",
@@ -80,6 +80,26 @@ def recorded_training_config(reference: str) -> dict[str, Any] | None:
     return raw
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def drop_machine_settings(raw: dict[str, Any]) -> list[str]:
+    """Remove :data:`~vaegan.training.config.MACHINE_SETTINGS` from a recorded training config (sections already
+    copied); returns ``key=value`` for each one it set to something other than the default, for the log."""
+    defaults = TrainingConfig(model={}).to_dict()
+    ignored = []
+    for key in MACHINE_SETTINGS:
+        section, name = key.split(".")
+        values = raw.get(section)
+        if isinstance(values, dict) and name in values:
+            value = values.pop(name)
+            if value != defaults[section][name]:
+                ignored.append(f"{key}={_short(value)}")
+    return ignored
+
+
 def closest_bundled_config(model_config: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The bundled config of the same class that shares the most shape settings with ``model_config``.
 
@@ -105,10 +125,13 @@ def finetune_config(reference: str, overrides: list[str] | tuple[str, ...] = ())
     The output folder defaults to ``outputs/<model name>-finetuned`` and nothing is pushed unless asked for, so the
     base model's own run and repo are never touched.
     """
+    from ..data import is_local_source
+
     model_config = _model_config(reference)
     notes = []
     raw = recorded_training_config(reference)
-    if raw is not None:
+    recorded = raw is not None
+    if recorded:
         notes.append(f"Fine-tuning {reference} with its recorded {TRAINING_CONFIG_NAME}.")
     else:
         found = closest_bundled_config(model_config)
@@ -121,6 +144,15 @@ def finetune_config(reference: str, overrides: list[str] | tuple[str, ...] = ())
             notes.append(f"{reference} has no {TRAINING_CONFIG_NAME} and no bundled config trains a "
                          f"{model_config['_class_name']}; using the default data and train settings.")
     raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}  # copies
+    local_source = None
+    if recorded:  # written on another machine: its machine settings and local data folder are not this run's
+        ignored = drop_machine_settings(raw)
+        if ignored:
+            notes.append(f"Settings of the machine that trained it, not taken from its {TRAINING_CONFIG_NAME} (--set "
+                         f"them for this run): {', '.join(ignored)}.")
+        data = raw.get("data")
+        if isinstance(data, dict) and isinstance(data.get("source"), str) and is_local_source(data["source"]):
+            local_source = data.pop("source")
     raw["model"] = {"class": model_config["_class_name"],
                     **{k: v for k, v in model_config.items() if not k.startswith("_")}}
     name = Path(reference.rstrip("/")).name if not is_hub_id(reference) else reference.split("/")[-1]
@@ -134,6 +166,10 @@ def finetune_config(reference: str, overrides: list[str] | tuple[str, ...] = ())
     raw["hub"]["repo_id"] = None
     for override in overrides:
         apply_override(raw, override)
+    if local_source is not None and "source" not in (raw.get("data") or {}):
+        raise ConfigError(f"{reference} was trained on {local_source}, a folder of the machine that trained it; give "
+                          "the images to fine-tune on with --set data.source=... (e.g. imagefolder:./my-images or "
+                          "mnist-5k).")
     return config_from_dict(raw), notes
 
 
@@ -147,7 +183,7 @@ def base_model_summary(init_from: str, config: TrainingConfig, base: dict[str, A
     ``base``, the base model's recorded training config (None: not known)."""
     summary: dict[str, Any] = {"base_model": init_from if is_hub_id(init_from) else None}
     if base is not None:
-        new = config.to_dict()
+        new = config.shareable_dict()  # the card shows no local folder
         summary["changes"] = {key: [_get(base, key), _get(new, key)] for key in REPORTED_CHANGES
                               if _get(base, key) != _get(new, key)}
     return summary

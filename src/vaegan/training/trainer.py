@@ -567,14 +567,14 @@ class Trainer:
             evaluation = self.eval_hook.final(model)
             if evaluation:
                 summary["evaluation"] = evaluation
-            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
+            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.shareable_dict())
             self._write_figures(model, model_dir)
             for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
                 (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
                                         training_summary={**summary, "repo_id": self.push_to_hub},
-                                        training_config=self.config.to_dict())
+                                        training_config=self.config.shareable_dict())
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
         acc.wait_for_everyone()
