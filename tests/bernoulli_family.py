@@ -78,8 +78,11 @@ def registered() -> Iterator[None]:
     """``PixelBernoulli`` registered with vaegan (so folders of it load) for the ``with`` block."""
     from vaegan.models import registry
 
+    before = registry.registered_class("PixelBernoulli")  # another test module's family of the same name
     vaegan.register_model(PixelBernoulli)
     try:
         yield
     finally:
         registry._REGISTRY.pop("PixelBernoulli", None)
+        if before is not None:
+            registry._REGISTRY["PixelBernoulli"] = before
