@@ -14,8 +14,8 @@ import pytest
 from model_helpers import TINY_CONFIGS, tiny_kwargs
 
 from vaegan import AE, GAN, VAE
-from vaegan.models.registry import registered_class
-from vaegan.testing import GenerativeModelContract
+from vaegan.models.registry import get_model_class, registered_class
+from vaegan.testing import GenerativeModelContract, registered
 
 NAMES = [str(digit) for digit in range(10)]
 
@@ -109,3 +109,49 @@ def test_contract_settings_are_checked():
 def test_every_tiny_config_builds():
     for name, (cls, kwargs) in TINY_CONFIGS.items():
         assert isinstance(cls(**kwargs), cls), name
+
+
+def test_registered_forgets_only_what_it_registered():
+    pixels = plugin.PixelBernoulli
+    with registered(pixels):
+        assert get_model_class("PixelBernoulli") is pixels
+    assert registered_class("PixelBernoulli") is None
+    with registered(VAE):
+        pass
+    assert registered_class("VAE") is VAE
+    impostor = type("VAE", (pixels,), {})
+    with pytest.raises(AssertionError, match="needs a name of its own"), registered(impostor):
+        pass
+    assert registered_class("VAE") is VAE
+
+
+class _GreyPixels(plugin.PixelBernoulli):
+    def sample(self, num_samples, generator=None, temperature=1.0, class_labels=None):
+        return super().sample(num_samples, generator, temperature, class_labels) * 2  # values up to 2
+
+
+class _UnseededPixels(plugin.PixelBernoulli):
+    def sample(self, num_samples, generator=None, temperature=1.0, class_labels=None):
+        return super().sample(num_samples, None, temperature, class_labels)  # ignores the generator
+
+
+class _BatchNormalisedPixels(plugin.PixelBernoulli):
+    def log_likelihood(self, images, class_labels=None):
+        values = super().log_likelihood(images, class_labels)
+        return values - values.mean() + images.mean()  # depends on the rest of the batch
+
+
+@pytest.mark.parametrize(("broken", "test", "message"), [
+    (_GreyPixels, "test_sample_shape_range_and_dtype", "values must lie in"),
+    (_UnseededPixels, "test_sample_is_deterministic_with_a_generator", "the same generator seed gave other images"),
+    (_BatchNormalisedPixels, "test_log_likelihood", "depends on the other images of its batch"),
+])
+def test_the_contract_catches_broken_families(broken, test, message):
+    contract = type(f"Test{broken.__name__}", (GenerativeModelContract,),
+                    {"model_class": broken, "tiny_config": {"image_size": 8}})()
+    with registered(broken), pytest.raises(AssertionError, match=message):
+        getattr(contract, test)()
+    unbroken = type("TestPixels", (GenerativeModelContract,),
+                    {"model_class": plugin.PixelBernoulli, "tiny_config": {"image_size": 8}})()
+    with registered(plugin.PixelBernoulli):
+        getattr(unbroken, test)()

@@ -216,6 +216,9 @@ class CoreContract(ContractBase):
         assert self.model_class.__name__ in text
         card = ModelCard.load(readme)
         assert card.data.library_name == "vaegan" and "vaegan" in (card.data.tags or []), card.data
+        if not model.has_latent_space:
+            claims = re.findall(r"[^\n]*latent (?:space has|dimension)[^\n]*", text, flags=re.I)
+            assert not claims, f"the card of a family without a latent space describes one: {claims}"
         snippets = re.findall(r"```python\n(.*?)```", text, flags=re.S)
         assert len(snippets) == 1, f"expected one usage snippet in the card, found {len(snippets)}"
         # A card saved without a repo id loads a placeholder id; its note says to put the folder's path there.
