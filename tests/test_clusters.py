@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import gen
+from model_helpers import gen, tiny_kwargs
 from training_utils import read_metrics, reset_accelerate_state, weights_sha256
 
 from vaegan import GAN, AutoModel
@@ -17,7 +17,7 @@ from vaegan.training import Trainer, train
 from vaegan.training.config import config_from_dict
 from vaegan.training.trainer import list_checkpoints
 
-TINY = {"architecture": "dcgan", "base_channels": 4, "latent_dim": 8}
+TINY = tiny_kwargs("gan")
 
 
 @pytest.fixture(autouse=True)

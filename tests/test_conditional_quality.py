@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import tiny_kwargs
 from torch import nn
 
 from vaegan import AE, GAN, VAE
 
-DCGAN = {"architecture": "dcgan", "base_channels": 4, "latent_dim": 8}
+DCGAN = tiny_kwargs("gan")
 
 
 def gen(seed: int) -> torch.Generator:

@@ -15,11 +15,10 @@ import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from model_helpers import tiny_kwargs
 
 from vaegan import AE, GAN, VAE, AutoModel, CheckpointError, ConfigError
 
-SMALL_VAE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}
-SMALL_GAN = {"base_channels": 4, "latent_dim": 8}
 MODEL_FILES = ["README.md", "config.json", "diffusion_pytorch_model.safetensors", "samples.png"]
 
 
@@ -30,7 +29,7 @@ def seed(n: int = 0) -> torch.Generator:
 
 def make(cls=VAE, weights_seed: int = 0, **kwargs):
     torch.manual_seed(weights_seed)
-    return cls(**(kwargs or (SMALL_GAN if cls is GAN else SMALL_VAE)))
+    return cls(**(kwargs or tiny_kwargs(cls.__name__.lower())))
 
 
 def repo_files(repo_id: str, **kwargs) -> list[str]:
@@ -113,11 +112,11 @@ def test_pinned_revisions_load_that_version(hub):
 
 
 def test_a_new_push_removes_files_the_model_no_longer_has(hub):
-    ae = make(AE, block_out_channels=(4, 8, 8, 8), latent_dim=2)
-    ae.fit_prior(torch.randn(20, 2))
+    ae = make(AE)
+    ae.fit_prior(torch.randn(20, ae.latent_dim))
     ae.push_to_hub("org/ae")
     assert repo_files("org/ae") == MODEL_FILES
-    make(AE, block_out_channels=(4, 8, 8, 8), latent_dim=2).push_to_hub("org/ae")  # no prior: no samples
+    make(AE).push_to_hub("org/ae")  # no prior: no samples
     assert repo_files("org/ae") == ["README.md", "config.json", "diffusion_pytorch_model.safetensors"]
     assert len(HfApi().list_repo_commits("org/ae")) == 3
     assert "cannot generate samples" in Path(hf_hub_download("org/ae", "README.md")).read_text()
@@ -178,7 +177,7 @@ def test_gan_repo_holds_both_networks_and_automodel_loads_it(hub):
 # ---------------------------------------------------------------------------------------------------- refusals
 def test_pickle_only_repo_is_refused_without_unpickling(hub, tmp_path):
     marker = tmp_path / "pwned.txt"
-    config = json.dumps({"_class_name": "VAE", **SMALL_VAE}).encode()
+    config = json.dumps({"_class_name": "VAE", **tiny_kwargs("vae")}).encode()
     upload_raw(hub, "org/evil", {"config.json": config, "diffusion_pytorch_model.bin": pickle.dumps(Evil(marker))},
                tmp_path)
     assert repo_files("org/evil") == ["config.json", "diffusion_pytorch_model.bin"]

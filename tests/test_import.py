@@ -11,11 +11,11 @@ from pathlib import Path
 import vaegan
 
 SRC = str(Path(vaegan.__file__).resolve().parents[1])
-# Loaded by diffusers.models.autoencoders (every diffusers autoencoder) and what it pulls in; none is needed to
-# build, save, load or sample a vaegan model.
+# Loaded by diffusers.models.autoencoders (every diffusers autoencoder) and what it pulls in, and pytest (for
+# vaegan.testing only); none is needed to build, save, load or sample a vaegan model.
 HEAVY = ("diffusers.models.autoencoders", "diffusers.models.unets", "diffusers.models.transformers",
          "diffusers.loaders.single_file_utils", "scipy", "transformers", "datasets", "mlxtend", "matplotlib",
-         "gradio", "torchvision")
+         "gradio", "torchvision", "pytest", "vaegan.testing")
 
 
 def _fresh(code: str) -> dict:

@@ -15,15 +15,12 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
+from model_helpers import tiny_model
 from PIL import Image
 
-from vaegan import AE, GAN, VAE
 from vaegan.cards import dataset_tag
 from vaegan.images import make_grid, save_gif
 
-SMALL_VAE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}
-SMALL_AE = {"block_out_channels": (4, 8, 8, 8), "latent_dim": 2}
-SMALL_GAN = {"base_channels": 4, "latent_dim": 8}
 SUMMARY = {
     "dataset": "MNIST (ylecun/mnist on the Hugging Face Hub)",
     "dataset_id": "ylecun/mnist",
@@ -41,11 +38,6 @@ SUMMARY = {
 
 
 
-def _model(cls, **kwargs):
-    torch.manual_seed(0)
-    return cls(**kwargs)
-
-
 def _snippet(readme: Path) -> str:
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
     assert len(blocks) == 1, blocks
@@ -53,7 +45,7 @@ def _snippet(readme: Path) -> str:
 
 
 def test_metadata_config_and_training_summary(tmp_path):
-    vae = _model(VAE, **SMALL_VAE)
+    vae = tiny_model("vae")
     vae.save_pretrained(tmp_path / "vae", training_summary={**SUMMARY, "license": "mit"})
 
     card = ModelCard.load(tmp_path / "vae" / "README.md")
@@ -79,7 +71,7 @@ def test_metadata_config_and_training_summary(tmp_path):
 
 
 def test_defaults_without_summary_and_family_tags(tmp_path):
-    gan = _model(GAN, **SMALL_GAN, loss="wgan_gp")
+    gan = tiny_model("gan", loss="wgan_gp")
     gan.save_pretrained(tmp_path / "gan")
     card = ModelCard.load(tmp_path / "gan" / "README.md")
     assert card.data.license == "apache-2.0"
@@ -87,7 +79,7 @@ def test_defaults_without_summary_and_family_tags(tmp_path):
     assert card.data.tags == ["vaegan", "gan", "dcgan", "wgan-gp", "unconditional-image-generation"]
     assert "## Training" not in card.text
 
-    ae = _model(AE, **SMALL_AE, architecture="mlp", hidden_dims=(16,))
+    ae = tiny_model("ae-mlp")
     ae.save_pretrained(tmp_path / "ae", training_summary={"dataset": "mnist-5k", "steps": 5})
     card = ModelCard.load(tmp_path / "ae" / "README.md")
     assert card.data.tags[:3] == ["vaegan", "autoencoder", "mlp"]
@@ -106,7 +98,7 @@ def test_dataset_tag(source, tag):
 
 
 def test_sample_grid_is_a_seeded_png_of_the_right_size(tmp_path):
-    vae = _model(VAE, **SMALL_VAE)
+    vae = tiny_model("vae")
     vae.save_pretrained(tmp_path / "vae")
     path = tmp_path / "vae" / "samples.png"
     with Image.open(path) as image:
@@ -118,14 +110,14 @@ def test_sample_grid_is_a_seeded_png_of_the_right_size(tmp_path):
     expected = make_grid(vae.sample(16, generator=torch.Generator().manual_seed(0)), nrow=4)
     np.testing.assert_array_equal(pixels, np.asarray(expected))  # fixed seed: reproducible
 
-    rgb = _model(VAE, **SMALL_VAE, image_size=16, in_channels=3)
+    rgb = tiny_model("vae", image_size=16, in_channels=3)
     rgb.save_pretrained(tmp_path / "rgb")
     with Image.open(tmp_path / "rgb" / "samples.png") as image:
         assert (image.mode, image.size) == ("RGB", (4 * 18 + 2, 4 * 18 + 2))
 
 
 def test_autoencoder_without_prior_has_no_samples_and_says_why(tmp_path):
-    ae = _model(AE, **SMALL_AE)
+    ae = tiny_model("ae")
     ae.save_pretrained(tmp_path / "ae")
     text = (tmp_path / "ae" / "README.md").read_text()
     assert not (tmp_path / "ae" / "samples.png").exists()
@@ -135,19 +127,19 @@ def test_autoencoder_without_prior_has_no_samples_and_says_why(tmp_path):
     assert "no latent prior yet" in text and "cannot generate samples" in text and "fit_prior(latents)" in text
     assert "model.reconstruct(images)" in _snippet(tmp_path / "ae" / "README.md")
 
-    ae.fit_prior(torch.randn(50, 2))  # now it can sample: a grid appears ...
+    ae.fit_prior(torch.randn(50, ae.latent_dim))  # now it can sample: a grid appears ...
     ae.save_pretrained(tmp_path / "ae")
     assert (tmp_path / "ae" / "samples.png").is_file()
     assert "![samples](samples.png)" in (tmp_path / "ae" / "README.md").read_text()
-    _model(AE, **SMALL_AE).save_pretrained(tmp_path / "ae")  # ... and a later save without a prior removes it
+    tiny_model("ae").save_pretrained(tmp_path / "ae")  # ... and a later save without a prior removes it
     assert not (tmp_path / "ae" / "samples.png").exists()
 
 
 def test_usage_snippets_run_as_written(tmp_path):
     """The README snippets of a VAE, a GAN and AEs without prior, executed verbatim in a fresh interpreter."""
     folders = {}
-    for name, model in (("vae", _model(VAE, **SMALL_VAE)), ("gan", _model(GAN, **SMALL_GAN)),
-                        ("ae", _model(AE, **SMALL_AE)), ("cae", _model(AE, **SMALL_AE, num_classes=3))):
+    for name, model in (("vae", tiny_model("vae")), ("gan", tiny_model("gan")),
+                        ("ae", tiny_model("ae")), ("cae", tiny_model("ae", num_classes=3))):
         model.save_pretrained(tmp_path / name)
         folders[name] = tmp_path / name
     readmes = {name: (folder / "README.md").read_text() for name, folder in folders.items()}
@@ -164,8 +156,8 @@ def test_usage_snippets_run_as_written(tmp_path):
     script = "\n".join([
         snippets["vae"] + checks.format(c=1) + "import os; assert os.path.getsize('my_samples.png') > 0",
         snippets["gan"] + checks.format(c=1),
-        snippets["ae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 2)",
-        snippets["cae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 2)",
+        snippets["ae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 3)",
+        snippets["cae"] + "\nassert reconstructions.shape == (4, 1, 28, 28) and latents.shape == (4, 3)",
         "print('snippets ok')",
     ])
     run_dir = tmp_path / "run"
@@ -178,7 +170,7 @@ def test_usage_snippets_run_as_written(tmp_path):
 
 
 def test_card_uses_the_repo_id_when_known(tmp_path):
-    vae = _model(VAE, **SMALL_VAE)
+    vae = tiny_model("vae")
     vae.save_pretrained(tmp_path / "a", repo_id="org/mnist-vae")
     assert 'VAE.from_pretrained("org/mnist-vae")' in _snippet(tmp_path / "a" / "README.md")
     assert ModelCard.load(tmp_path / "a" / "README.md").text.startswith("\n# mnist-vae")
@@ -222,7 +214,7 @@ def test_card_of_a_latent_free_family_with_an_exact_likelihood(tmp_path):
 
 
 def test_card_lists_capabilities_and_keeps_the_latent_space_of_latent_families(tmp_path):
-    ae = _model(AE, **SMALL_AE, num_classes=2)
+    ae = tiny_model("ae", latent_dim=2, num_classes=2)
     ae.save_pretrained(tmp_path / "ae")
     text = (tmp_path / "ae" / "README.md").read_text()
     assert "the latent space has 2 dimensions" in text and "| Latent dimension | 2 |" in text
@@ -230,7 +222,7 @@ def test_card_lists_capabilities_and_keeps_the_latent_space_of_latent_families(t
     assert "to `sample`, `interpolate`, `reconstruct` and the pipelines" in text
     snippet = _snippet(tmp_path / "ae" / "README.md")  # cannot sample: a class-conditional reconstruction
     assert "model.reconstruct(images, class_labels=labels)" in snippet and "# (4, 2)" in snippet
-    vae = _model(VAE, **SMALL_VAE, num_classes=2)
+    vae = tiny_model("vae", num_classes=2)
     vae.save_pretrained(tmp_path / "vae")
     assert "generate_all_classes" in _snippet(tmp_path / "vae" / "README.md")
     assert "`likelihood_bounds`" in (tmp_path / "vae" / "README.md").read_text()
@@ -284,7 +276,7 @@ def _fake_install(tmp_path: Path, monkeypatch, direct_url: dict | None, urls: tu
 
 def _card_text(tmp_path: Path) -> str:
     folder = tmp_path / f"vae-{len(list(tmp_path.iterdir()))}"
-    _model(VAE, **SMALL_VAE).save_pretrained(folder)
+    tiny_model("vae").save_pretrained(folder)
     return (folder / "README.md").read_text()
 
 

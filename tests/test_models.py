@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from model_helpers import gen
+from model_helpers import TINY_CONFIGS, gen
 from torch import nn
 
 import vaegan
@@ -21,15 +21,7 @@ from vaegan.models.vae import LatentGaussian
 SIZES = {"28x28x1": (28, 1), "32x32x3": (32, 3), "64x64x3": (64, 3)}
 
 # Small networks keep the suite fast; the default (textbook) configuration is tested on its own below.
-FAMILIES = {
-    "ae-conv": (AE, {"architecture": "conv", "block_out_channels": (4, 8, 8, 8), "latent_dim": 3}),
-    "ae-mlp": (AE, {"architecture": "mlp", "hidden_dims": (32,), "latent_dim": 3}),
-    "vae-conv": (VAE, {"architecture": "conv", "block_out_channels": (4, 8, 8, 8), "latent_dim": 3}),
-    "vae-mlp": (VAE, {"architecture": "mlp", "hidden_dims": (32,), "latent_dim": 3}),
-    "gan-dcgan": (GAN, {"architecture": "dcgan", "base_channels": 4, "latent_dim": 8}),
-    "gan-mlp": (GAN, {"architecture": "mlp", "generator_hidden_dims": (32,), "discriminator_hidden_dims": (32,),
-                      "latent_dim": 8}),
-}
+FAMILIES = {name: TINY_CONFIGS[name] for name in ("ae", "ae-mlp", "vae", "vae-mlp", "gan", "gan-mlp")}
 
 
 
@@ -126,7 +118,7 @@ def test_autoencoder_methods_shapes_and_range(family, size):
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("family", ["gan-dcgan", "gan-mlp"])
+@pytest.mark.parametrize("family", ["gan", "gan-mlp"])
 def test_gan_methods_shapes_and_range(family, size):
     model = make(family, size).eval()
     z = model.prior_latents(3, generator=gen(0))
@@ -158,7 +150,7 @@ def test_sample_and_interpolate_reject_bad_arguments():
 
 
 def test_sample_restores_training_mode_and_keeps_no_graph():
-    model = make("gan-dcgan").train()
+    model = make("gan").train()
     out = model.sample(2, generator=gen(0))
     assert model.training
     assert not out.requires_grad
@@ -198,7 +190,7 @@ def test_interpolation_end_points_are_the_decoded_end_latents(family, mode):
 
 
 @pytest.mark.parametrize("mode", ["lerp", "slerp"])
-@pytest.mark.parametrize("family", ["ae-conv", "vae-conv", "vae-mlp"])
+@pytest.mark.parametrize("family", ["ae", "vae", "vae-mlp"])
 def test_interpolation_between_images_starts_and_ends_at_reconstructions(family, mode):
     model = make(family)
     x = images_for(model, 2, seed=5)
@@ -327,7 +319,7 @@ def _check_loss(model, phase, step=0, batch=4):
 
 
 @pytest.mark.parametrize("recon", ["mse", "bce"])
-@pytest.mark.parametrize("family", ["ae-conv", "ae-mlp"])
+@pytest.mark.parametrize("family", ["ae", "ae-mlp"])
 def test_ae_loss(family, recon):
     model = make(family, reconstruction_loss=recon)
     assert model.training_phases == ("model",)
@@ -337,7 +329,7 @@ def test_ae_loss(family, recon):
 
 
 @pytest.mark.parametrize("recon", ["mse", "bce"])
-@pytest.mark.parametrize("family", ["vae-conv", "vae-mlp"])
+@pytest.mark.parametrize("family", ["vae", "vae-mlp"])
 def test_vae_loss(family, recon):
     model = make(family, reconstruction_loss=recon, beta=0.5)
     out = _check_loss(model, "model", step=3)
@@ -347,7 +339,7 @@ def test_vae_loss(family, recon):
 
 
 @pytest.mark.parametrize("loss", ["minimax", "non_saturating", "wgan", "wgan_gp", "hinge"])
-@pytest.mark.parametrize("family", ["gan-dcgan", "gan-mlp"])
+@pytest.mark.parametrize("family", ["gan", "gan-mlp"])
 def test_gan_losses_for_each_phase(family, loss):
     model = make(family, loss=loss)
     d_out = _check_loss(model, "discriminator")
@@ -456,7 +448,7 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_positive_otherw
 
 
 def test_gradient_penalty_of_a_random_critic_is_positive():
-    model = make("gan-dcgan", loss="wgan_gp")
+    model = make("gan", loss="wgan_gp")
     real = torch.rand(3, *model.image_shape, generator=gen(1)) * 2 - 1
     fake = torch.rand(3, *model.image_shape, generator=gen(2)) * 2 - 1
     assert model.gradient_penalty(real, fake).item() > 1e-3
@@ -572,7 +564,7 @@ def test_ae_fit_prior_rejects_bad_latents():
 
 
 def test_ae_on_train_end_fits_the_prior_to_the_training_latents():
-    model = make("ae-conv")
+    model = make("ae")
     model.latent_prior.fitted.zero_()
     model.train()
     batches = [images_for(model, 4, seed=s) for s in range(3)]

@@ -19,17 +19,13 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from huggingface_hub import HfApi, hf_hub_download
+from model_helpers import tiny_kwargs, tiny_model
 from PIL import Image
 
 import vaegan
-from vaegan import AE, GAN, VAE, AEPipeline, CheckpointError, ConfigError, GANPipeline, GenerativePipeline, VAEPipeline
+from vaegan import VAE, AEPipeline, CheckpointError, ConfigError, GANPipeline, GenerativePipeline, VAEPipeline
 
-SMALL = {
-    "vae": (VAE, VAEPipeline, {"block_out_channels": (4, 8, 8, 8), "latent_dim": 3}),
-    "gan": (GAN, GANPipeline, {"base_channels": 4, "latent_dim": 8}),
-    "ae": (AE, AEPipeline, {"block_out_channels": (4, 8, 8, 8), "latent_dim": 2}),
-}
-
+PIPELINES = {"vae": VAEPipeline, "gan": GANPipeline, "ae": AEPipeline}
 
 
 def seed(n: int) -> torch.Generator:
@@ -37,12 +33,10 @@ def seed(n: int) -> torch.Generator:
 
 
 def make(family: str):
-    model_cls, pipe_cls, kwargs = SMALL[family]
-    torch.manual_seed(0)
-    model = model_cls(**kwargs)
+    model = tiny_model(family)
     if family == "ae":
-        model.fit_prior(torch.randn(64, 2) * 3 + 1)
-    return model, pipe_cls(model)
+        model.fit_prior(torch.randn(64, model.latent_dim) * 3 + 1)
+    return model, PIPELINES[family](model)
 
 
 class Evil:
@@ -132,7 +126,7 @@ def test_gan_interpolates_seeds_not_images_and_ae_needs_a_prior():
         gan_pipe.interpolate(torch.rand(1, 28, 28), torch.rand(1, 28, 28))
 
     torch.manual_seed(0)
-    ae_pipe = AEPipeline(AE(**SMALL["ae"][2]))
+    ae_pipe = AEPipeline(tiny_model("ae"))
     with pytest.raises(RuntimeError, match="fit_prior"):
         ae_pipe(batch_size=2)
     frames = ae_pipe.interpolate(torch.rand(1, 28, 28), torch.rand(1, 28, 28), steps=3, output_type="pt").images
@@ -181,7 +175,7 @@ def test_generic_pipeline_and_user_subclass(tmp_path):
         pass
 
     torch.manual_seed(0)
-    model = SharpVAE(**SMALL["vae"][2])
+    model = SharpVAE(**tiny_kwargs("vae"))
     pipe = GenerativePipeline(model)
     assert pipe.config["model"] == ("vaegan", "SharpVAE")  # registered so diffusers finds vaegan.SharpVAE
     try:
@@ -199,7 +193,7 @@ def test_generic_pipeline_and_user_subclass(tmp_path):
 
     impostor = type("VAE", (VAE,), {})  # the name of a registered class: a saved pipeline could not find it
     with pytest.warns(UserWarning, match="is not the model class vaegan knows as 'VAE'"):
-        GenerativePipeline(impostor(**SMALL["vae"][2]))
+        GenerativePipeline(impostor(**tiny_kwargs("vae")))
     assert vaegan.models.auto.get_model_class("VAE") is vaegan.VAE
 
 

@@ -9,6 +9,7 @@ modified, so other test runs never see the plugin.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from PIL import Image
 
 import vaegan
 from vaegan import VAE, AutoModel, ConfigError, GenerativePipeline, PluginError
@@ -221,3 +223,159 @@ def test_trainer_and_cli_work_with_a_plugin_family(plugin_site, tmp_path):
                               str(tmp_path / "grid.png")], env=env, capture_output=True, text=True, timeout=300)
     assert sampled.returncode == 0, sampled.stderr[-3000:]
     assert (tmp_path / "grid.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------- issue 22: "done when"
+def _plugin_env(plugin_site: Path) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
+
+
+def _vaegan(step: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "vaegan.cli", *args], env=env, cwd=cwd, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, f"{step}: `vaegan {' '.join(args)}` failed:\n{result.stderr[-4000:]}"
+    return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve_and_sample(model_dir: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """`vaegan demo pixels=MODEL` in a fresh process; its Sample tab's API answers with the same grid per seed."""
+    import time
+
+    from gradio_client import Client
+
+    from vaegan.demo.outputs import open_picture
+
+    port = _free_port()
+    log = (tmp_path / "demo.log").open("w")
+    demo = subprocess.Popen([sys.executable, "-m", "vaegan.cli", "demo", f"pixels={model_dir}", "--heldout", "none",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        client, deadline = None, time.monotonic() + 240
+        while client is None:
+            assert demo.poll() is None, f"vaegan demo exited ({demo.returncode}):\n" + \
+                (tmp_path / "demo.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "vaegan demo did not answer within 240 s:\n" + \
+                (tmp_path / "demo.log").read_text()[-4000:]
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(1)
+        first = client.predict("pixels", 16, 7, 1.0, api_name="/sample")
+        again = client.predict("pixels", 16, 7, 1.0, api_name="/sample")
+        with open_picture(first) as a, open_picture(again) as b:
+            assert a.size[0] > 4 * 28 and a.size == b.size and a.tobytes() == b.tobytes()
+    finally:
+        demo.terminate()
+        demo.wait(timeout=60)
+        log.close()
+
+
+@pytest.mark.slow
+def test_latent_free_plugin_family_works_everywhere(plugin_site, tmp_path):
+    """Issue 22, done when: a third-party family with only compute_loss, sample and log_likelihood (no latent_dim, no
+    encoder), installed as a real package through the entry point, trains with `vaegan train`, samples with `vaegan
+    sample`, evaluates with `vaegan evaluate` (generation metrics and exact nll), loads through AutoModel, runs in
+    GenerativePipeline, gets a model card and serves its Sample tab in `vaegan demo`, with no vaegan edits."""
+    import yaml
+
+    env, out = _plugin_env(plugin_site), tmp_path / "out"
+    config = tmp_path / "pixels.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"class": "PixelBernoulli", "image_size": 28},
+        "data": {"source": "mnist-5k", "limit": 512},
+        "train": {"output_dir": str(out), "epochs": 2, "batch_size": 64, "log_every": 1, "learning_rate": 0.05,
+                  "num_preview_images": 4, "eval_metrics": ["nll", "fd_mnist"], "eval_num_samples": 200},
+    }))
+    model_dir = out / "model"
+
+    # 1. vaegan train
+    _vaegan("train", ["train", str(config)], env, tmp_path)
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    assert losses[-1] < losses[0] - 50, losses  # independent pixels learn MNIST's mean digit in a few steps
+    assert json.loads((model_dir / "config.json").read_text())["_class_name"] == "PixelBernoulli"
+    summary = json.loads((model_dir / "training_summary.json").read_text())
+    assert math.isfinite(summary["evaluation"]["metrics"]["nll"]), summary
+
+    # 2. vaegan sample
+    _vaegan("sample", ["sample", str(model_dir), "-n", "16", "--seed", "3", "-o", str(tmp_path / "grid.png")], env,
+            tmp_path)
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[0] > 4 * 28
+
+    # 3. vaegan evaluate: generation metrics and the exact nll (nats per image) of the first 100 held-out digits
+    _vaegan("evaluate", ["evaluate", str(model_dir), "--metrics", "fd_mnist,recall,nll,bpd", "-n", "200",
+                         "--num-heldout", "100", "-o", str(tmp_path / "eval.json")], env, tmp_path)
+    metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    assert set(metrics) == {"fd_mnist", "recall", "nll", "bpd"} and all(map(math.isfinite, metrics.values()))
+
+    # 4. AutoModel, GenerativePipeline (saved and reloaded by diffusers) and the card's own snippet, in a fresh process
+    card = (model_dir / "README.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    snippet = re.sub(r'"your-username/[^"]*"', repr(model_dir.as_posix()), snippet)  # as the card's note says
+    script = textwrap.dedent(f"""
+        import json, torch
+        from diffusers import DiffusionPipeline
+        from vaegan import AutoModel, GenerativePipeline
+        from vaegan.data import load_image_dataset
+
+        model = AutoModel.from_pretrained({str(model_dir)!r})
+        assert (type(model).__name__, type(model).__module__) == ("PixelBernoulli", "vaegan_tiny_plugin")
+        assert model.latent_dim is None and not model.has_latent_space and not model.has_encoder
+        pipe = GenerativePipeline(model)
+        images = pipe(batch_size=4, generator=torch.Generator().manual_seed(0), output_type="pt").images
+        assert torch.equal(images, model.sample(4, generator=torch.Generator().manual_seed(0)))
+        pipe.save_pretrained("pipe")
+        again = DiffusionPipeline.from_pretrained("pipe")
+        assert torch.equal(again(batch_size=4, generator=torch.Generator().manual_seed(0), output_type="pt").images,
+                           images)
+        heldout = torch.stack([image for image, _ in load_image_dataset("mnist-5k", image_size=28, channels=1,
+                                                                        split="test", limit=100)])
+        with torch.no_grad():
+            nll = float(-model.log_likelihood(heldout).mean())
+    """) + snippet + "\nprint(json.dumps({'nll': nll}))\n"
+    checked = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert checked.returncode == 0, f"AutoModel / GenerativePipeline / card snippet:\n{checked.stderr[-4000:]}"
+    exact = json.loads(checked.stdout.strip().splitlines()[-1])["nll"]
+    assert metrics["nll"] == pytest.approx(exact, rel=1e-5), (metrics, exact)
+    assert metrics["bpd"] == pytest.approx(exact / (math.log(2) * 28 * 28), rel=1e-5)
+
+    # 5. the model card: the class, its family, and no latent space it does not have
+    assert "PixelBernoulli" in card and "pixelbernoulli" in card
+    assert "Latent dimension" not in card and "None dimensions" not in card, card
+    assert "nll" in card  # the training run's evaluation
+
+    # 6. vaegan demo: the Sample tab
+    _serve_and_sample(model_dir, env, tmp_path)
+
+
+@pytest.mark.slow
+def test_plugin_authors_run_the_contract_suite(plugin_site, tmp_path):
+    """What the README tells a plugin author: `vaegan.testing` run with pytest against the installed family."""
+    (tmp_path / "test_pixels.py").write_text(textwrap.dedent("""
+        from vaegan.testing import GenerativeModelContract
+        from vaegan_tiny_plugin import PixelBernoulli
+
+
+        class TestPixelBernoulli(GenerativeModelContract):
+            model_class = PixelBernoulli
+            tiny_config = {"image_size": 8}
+            invalid_configs = [({"image_size": 1000}, "image_size")]
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "test_pixels.py"],
+                            env=_plugin_env(plugin_site), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:]
+    for test in ("test_log_likelihood", "test_short_training_run", "test_pipeline_samples_what_the_model_samples"):
+        assert f"::TestPixelBernoulli::{test} PASSED" in result.stdout, result.stdout[-3000:]
+    assert "test_latent_space" not in result.stdout  # no latent space: its test is not collected

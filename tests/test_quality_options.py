@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import gen
+from model_helpers import gen, tiny_kwargs
 from safetensors.torch import load_file
 from training_utils import model_tensors, read_metrics, reset_accelerate_state, tiny_config
 
@@ -25,9 +25,8 @@ from vaegan.training.config import config_from_dict
 from vaegan.training.trainer import list_checkpoints
 
 DATA = Path(__file__).parent / "data"
-MLP_GAN = {"architecture": "mlp", "generator_hidden_dims": (16,), "discriminator_hidden_dims": (16,), "latent_dim": 8,
-           "discriminator_dropout": 0.0}
-DCGAN = {"architecture": "dcgan", "base_channels": 4, "latent_dim": 8}
+MLP_GAN = tiny_kwargs("gan-mlp", discriminator_dropout=0.0)
+DCGAN = tiny_kwargs("gan")
 TINY_AE = {"architecture": "conv", "block_out_channels": (4, 8), "strides": (2, 2), "latent_dim": 3}
 
 

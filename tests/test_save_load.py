@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from model_helpers import gen
+from model_helpers import TINY_CONFIGS, gen
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -19,15 +19,7 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 SAVED_FILES = {"config.json", WEIGHTS, "README.md"}
 CARD_IMAGES = {"samples.png"}  # the model card's sample grid, written when the model can sample
 
-FAMILIES = {
-    "ae": (AE, {"architecture": "conv", "block_out_channels": (4, 8, 8, 8), "latent_dim": 3}),
-    "ae-mlp": (AE, {"architecture": "mlp", "hidden_dims": (16,), "latent_dim": 3}),
-    "vae": (VAE, {"architecture": "conv", "block_out_channels": (4, 8, 8, 8), "latent_dim": 3}),
-    "vae-mlp": (VAE, {"architecture": "mlp", "hidden_dims": (16,), "latent_dim": 3}),
-    "gan": (GAN, {"architecture": "dcgan", "base_channels": 4, "latent_dim": 8}),
-    "gan-mlp": (GAN, {"architecture": "mlp", "generator_hidden_dims": (16,), "discriminator_hidden_dims": (16,),
-                      "latent_dim": 8}),
-}
+FAMILIES = {name: TINY_CONFIGS[name] for name in ("ae", "ae-mlp", "vae", "vae-mlp", "gan", "gan-mlp")}
 
 
 

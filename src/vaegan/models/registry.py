@@ -48,6 +48,13 @@ def register_model(cls: type) -> type:
     return cls
 
 
+def unregister_model(cls: type) -> None:
+    """Forget ``cls`` if it is the class registered under its name (e.g. a test's class, after the test)."""
+    if _REGISTRY.get(cls.__name__) is cls:
+        del _REGISTRY[cls.__name__]
+        _PLUGIN_CLASSES.pop(cls.__name__, None)
+
+
 def registered_class(name: str) -> type | None:
     """The class registered as ``name`` so far (no plugin discovery), or None."""
     return _REGISTRY.get(name)
