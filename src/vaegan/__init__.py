@@ -9,8 +9,7 @@ from .models import AE, GAN, VAE, AutoModel, GenerativeModel, PixelCNN, availabl
 from .models.registry import PluginError, reload_plugins
 from .pipeline_registry import BUILT_IN_PIPELINES as _PIPELINES
 from .pipeline_registry import register_pipeline
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 - vaegan.__version__
 
 # diffusers pipelines (``vaegan.VAEPipeline`` ...; _PIPELINES) load on first use: importing diffusers'
 # DiffusionPipeline pulls in transformers when it is installed, a cost ``import vaegan`` should not pay.

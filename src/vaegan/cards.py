@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .project import install_sentence, project_link
+from .version import __version__
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -144,9 +146,8 @@ def _placeholder_note(target: str) -> list[str]:
 
 def _importable_name(cls: type) -> str | None:
     """``cls.__name__`` when ``from vaegan import <name>`` gives ``cls`` without any plugin lookup."""
-    import vaegan
-
-    return cls.__name__ if vars(vaegan).get(cls.__name__) is cls else None
+    package = sys.modules.get("vaegan")  # loaded: this module is part of it (and must not import it: a circle)
+    return cls.__name__ if package is not None and vars(package).get(cls.__name__) is cls else None
 
 
 # ---------------------------------------------------------------------------------------------------- samples
@@ -334,8 +335,6 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    import vaegan
-
     summary = dict(training_summary or {})
     cls_name = type(model).__name__
     target = _load_target(repo_id, summary, load_path, None)
@@ -379,7 +378,7 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
     parts += ["## Usage", "", install_sentence(), "",
               _usage(model, target, can_sample=bool(samples), subfolder=subfolder), ""]
     parameters = sum(p.numel() for p in model.parameters())
-    rows = [("Class", f"`{cls_name}` (vaegan {vaegan.__version__})"), ("Parameters", f"{parameters:,}")]
+    rows = [("Class", f"`{cls_name}` (vaegan {__version__})"), ("Parameters", f"{parameters:,}")]
     if model.latent_shape:
         rows.append(("Latent dimension", str(model.latent_dim)))
     capabilities = ", ".join(f"`{name}`" for name in sorted(type(model).capabilities())) or "none"

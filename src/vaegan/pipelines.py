@@ -335,10 +335,7 @@ def _register_with_diffusers() -> None:
     ``DiffusionPipeline.from_pretrained`` looks)."""
     for cls in _PIPELINE_CLASSES.values():
         register_pipeline(cls)
-    import vaegan
-
-    if not hasattr(diffusers.pipelines, LIBRARY):  # see vaegan._expose_to_diffusers
-        setattr(diffusers.pipelines, LIBRARY, vaegan)
+    # ``diffusers.pipelines.vaegan`` (model_index.json's library name) is set by ``import vaegan`` itself.
 
 
 _register_with_diffusers()

@@ -25,7 +25,7 @@ def _installed() -> importlib.metadata.Distribution | None:
 def _version(dist: importlib.metadata.Distribution | None) -> str:
     if dist is not None and dist.version:
         return dist.version
-    from . import __version__
+    from .version import __version__
 
     return __version__
 

@@ -110,7 +110,7 @@ def check_outputs_are_vaegans(output_dir: str | Path) -> str | None:
 
 def claim_output_dir(output_dir: str | Path) -> None:
     """Create ``output_dir`` if needed and write its marker (call after :func:`check_outputs_are_vaegans`)."""
-    from .. import __version__
+    from ..version import __version__
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
