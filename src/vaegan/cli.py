@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError, VaeganError
 
 
@@ -67,9 +65,22 @@ def _describe_classes(model) -> str:
     return ", ".join(f"{i}={n}" for i, n in enumerate(names)) if names else f"0..{model.num_classes - 1}"
 
 
+def _check_limits(args: argparse.Namespace) -> None:
+    """The caps of ``vaegan sample`` / ``interpolate`` (vaegan.demo.limits), checked before loading the model."""
+    from .demo.limits import CLI_MAX_IMAGES, CLI_MAX_STEPS, MAX_TEMPERATURE, MIN_STEPS, check_range
+
+    if getattr(args, "num_samples", None) is not None:
+        check_range("--num-samples", args.num_samples, 1, CLI_MAX_IMAGES, integer=True)
+    if hasattr(args, "temperature"):
+        check_range("--temperature", args.temperature, 0.0, MAX_TEMPERATURE)
+    if hasattr(args, "steps"):
+        check_range("--steps", args.steps, MIN_STEPS, CLI_MAX_STEPS, integer=True)
+
+
 def run_sample(args: argparse.Namespace) -> None:
     from .figures import save_class_grid, save_sample_grid
 
+    _check_limits(args)
     model = _load(args.model, args.device)
     if args.all_classes and args.label is not None:
         raise ValueError("--all-classes draws every class; drop --label (or drop --all-classes for one class).")
@@ -96,6 +107,7 @@ def run_sample(args: argparse.Namespace) -> None:
 def run_interpolate(args: argparse.Namespace) -> None:
     from .figures import save_interpolation
 
+    _check_limits(args)
     model = _load(args.model, args.device)
     path = save_interpolation(model, args.output, steps=args.steps, seed=args.seed,
                               mode=args.mode, gif=args.gif, class_labels=_cli_label(model, args.label))
@@ -103,13 +115,15 @@ def run_interpolate(args: argparse.Namespace) -> None:
 
 
 def run_push(args: argparse.Namespace) -> None:
+    from .training.config import load_yaml
+
     summary_file = Path(args.model) / "training_summary.json"  # written by the trainer: keeps the card's training part
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     evaluation = Path(args.model) / "eval_results.json"  # written by `vaegan evaluate --update-card` and the trainer
     if evaluation.is_file():
         summary = {**(summary or {}), "evaluation": json.loads(evaluation.read_text())}
     config_file = Path(args.model) / "training_config.yaml"  # the trainer's too: `vaegan train REPO` fine-tunes with it
-    training_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    training_config = load_yaml(config_file.read_text()) if config_file.is_file() else None
     url = _load(args.model, "cpu").push_to_hub(args.repo_id, private=args.private or None, training_summary=summary,
                                                training_config=training_config)
     print(f"Pushed {args.model} to {url}")

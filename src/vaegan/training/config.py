@@ -229,7 +229,20 @@ def _check_model_section(model: Any) -> dict[str, Any]:
     return dict(model)
 
 
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent floats as YAML 1.2 does: ``1e-3`` is a number, not a string.
+
+    (PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent: ``1.0e-3``.)
+    """
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)"
+                                                                        r"[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML as vaegan reads every config (:class:`ConfigLoader`: safe, ``1e-3`` a float)."""
+    return yaml.load(text, Loader=ConfigLoader)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -245,10 +258,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     raw.setdefault(section, {})
     if raw[section] is None:
         raw[section] = {}
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
-        value = float(value)
-    raw[section][key] = value
+    raw[section][key] = load_yaml(text)
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
@@ -274,7 +284,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
     path = resolve_config_file(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     for override in overrides:
