@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigError, VaeganError
+from .files import check_output_path
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +82,7 @@ def run_sample(args: argparse.Namespace) -> None:
     from .figures import save_class_grid, save_sample_grid
 
     _check_limits(args)
+    check_output_path(args.output, "-o", example="samples.png")
     model = _load(args.model, args.device)
     if args.all_classes and args.label is not None:
         raise ValueError("--all-classes draws every class; drop --label (or drop --all-classes for one class).")
@@ -108,6 +110,9 @@ def run_interpolate(args: argparse.Namespace) -> None:
     from .figures import save_interpolation
 
     _check_limits(args)
+    check_output_path(args.output, "-o", example="interpolation.png")
+    if args.gif:
+        check_output_path(args.gif, "--gif", example="interpolation.gif")
     model = _load(args.model, args.device)
     path = save_interpolation(model, args.output, steps=args.steps, seed=args.seed,
                               mode=args.mode, gif=args.gif, class_labels=_cli_label(model, args.label))

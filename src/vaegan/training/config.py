@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..files import write_file
 from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
@@ -124,7 +125,8 @@ class TrainingConfig:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (what a run actually used)."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        write_file(path, lambda staged: staged.write_text(text))
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "hub": HubConfig}

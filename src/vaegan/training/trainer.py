@@ -25,8 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data import dataset_id, describe_source, load_image_dataset
-from ..errors import CheckpointError, ConfigError, VaeganError
-from ..files import apply_umask
+from ..errors import CheckpointError, ConfigError, DiskFullError, VaeganError
+from ..files import apply_umask, check_output_path, is_disk_full, write_file, writing
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
@@ -149,7 +149,7 @@ class Trainer:
         from accelerate.utils import set_seed
 
         self.config = config
-        self.output_dir = Path(config.train.output_dir)
+        self.output_dir = check_output_path(config.train.output_dir, "train.output_dir", folder=True)
         self.push_to_hub = push_to_hub or config.hub.repo_id
         self.init_from = init_from
         self.overwrite = overwrite
@@ -316,6 +316,24 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self) -> Path:
         """Run (or continue) training; returns the folder of the saved model (``OUTPUT/model``)."""
+        try:
+            return self._train()
+        except DiskFullError as err:
+            raise self._disk_full(err.path) from err
+        except Exception as err:  # a tracker's log, a preview grid: anything else that writes
+            if is_disk_full(err):
+                raise self._disk_full(getattr(err, "filename", None) or self.output_dir) from err
+            raise
+
+    def _disk_full(self, path: object) -> DiskFullError:
+        """One line: what could not be written, and what is kept (a checkpoint is never deleted for a new one)."""
+        checkpoints = list_checkpoints(self.output_dir)
+        kept = (f"the previous checkpoint {checkpoints[-1]} is kept: continue from it with --resume latest once "
+                "there is space" if checkpoints else "no checkpoint was written yet")
+        return DiskFullError(f"No space left on device while writing {path}: free space or choose another "
+                             f"train.output_dir; {kept}.", path)
+
+    def _train(self) -> Path:
         t, acc = self.config.train, self.accelerator
         if acc.is_main_process:
             if self.overwrite:
@@ -445,13 +463,20 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(staging))
-        acc.wait_for_everyone()
+        try:
+            with writing(final):
+                acc.save_state(str(staging))
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+                    write_manifest(staging)
+        except BaseException:
+            if acc.is_main_process:  # no half-written checkpoint stays behind; the older ones are untouched
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
         if acc.is_main_process:
-            (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
-            write_manifest(staging)
             apply_umask(staging)  # safetensors writes 0600 files
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # a damaged one of the same step (--resume skipped it)
             os.replace(staging, final)
             for old in list_checkpoints(self.output_dir)[: -self.config.train.checkpoints_total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -489,9 +514,7 @@ class Trainer:
                 images = model._decode(model.encode_images(originals, **_labels_kwarg(labels)), labels)
             else:
                 return
-        path = self.output_dir / "samples" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(images.float().cpu(), nrow=nrow).save(path)
+        write_file(self.output_dir / "samples" / f"{name}.png", make_grid(images.float().cpu(), nrow=nrow).save)
 
     def _heldout_metrics(self) -> dict[str, float]:
         if self.heldout_set is None or len(self.model.training_phases) != 1:
@@ -529,7 +552,8 @@ class Trainer:
             evaluation = self.eval_hook.final(model)
             if evaluation:
                 summary["evaluation"] = evaluation
-            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
+            with writing(model_dir):
+                model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.to_dict())
             if self.conditional:  # rows = classes
                 save_class_grid(model, self.output_dir / "samples.png", seed=self.config.train.seed)
             else:
@@ -541,8 +565,9 @@ class Trainer:
                                      else (*self._two_different_digits(), None))
             save_interpolation(model, self.output_dir / "interpolation.png", steps=10, seed=self.config.train.seed,
                                start=start, end=end, gif=self.output_dir / "interpolation.gif", class_labels=label)
-            for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
-                (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
+            text = json.dumps(summary, indent=2)
+            for folder in (model_dir, self.output_dir):  # in model/ too, for a later `vaegan push`; the marker last
+                write_file(folder / "training_summary.json", lambda staged: staged.write_text(text))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
                                         training_summary={**summary, "repo_id": self.push_to_hub},
