@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import CheckpointError, ConfigError
 
@@ -104,3 +106,24 @@ def pick_resume_checkpoint(checkpoints: list[Path], resume: str, output_dir: str
         skipped.append(f"{path} ({problem})")
     raise CheckpointError(f"--resume latest: every checkpoint under {Path(output_dir) / 'checkpoints'} is damaged: "
                           f"{'; '.join(skipped)}. Start a new run in another train.output_dir.")
+
+
+def model_mismatch(folder: str | os.PathLike, state_dict: Mapping[str, Any]) -> str | None:
+    """How the model weights in the checkpoint ``folder`` differ in names or shapes from ``state_dict`` (the model
+    of the config about to resume: another model, not a damaged file); None when they fit or cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(folder) / "model.safetensors"), framework="pt") as handle:
+            saved = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception:  # missing or unreadable: checkpoint_problem's business
+        return None
+    expected = {key: list(value.shape) for key, value in state_dict.items()}
+    differences = [f"{key} is {saved[key]} in the checkpoint, {shape} in the config's model"
+                   for key, shape in expected.items() if key in saved and saved[key] != shape]
+    differences += [f"the config's model has {key}, the checkpoint not" for key in expected if key not in saved]
+    differences += [f"the checkpoint has {key}, the config's model not" for key in saved if key not in expected]
+    if not differences:
+        return None
+    more = len(differences) - 1
+    return differences[0] + (f", and {more} more difference{'s' if more > 1 else ''}" if more else "")

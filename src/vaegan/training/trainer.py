@@ -30,7 +30,7 @@ from ..files import apply_umask, check_output_path, is_disk_full, write_file, wr
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
-from .checkpoints import MANIFEST, pick_resume_checkpoint, write_manifest
+from .checkpoints import MANIFEST, checkpoint_problem, model_mismatch, pick_resume_checkpoint, write_manifest
 from .config import TrainingConfig
 from .evaluation import EvalHook
 from .finetune import base_model_summary, check_data_shape, recorded_training_config, shape_check_applies
@@ -85,6 +85,11 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*")
              if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def _checkpoint_step(path: Path) -> int:
+    digits = path.name[len(CHECKPOINT_PREFIX):]
+    return int(digits) if path.name.startswith(CHECKPOINT_PREFIX) and digits.isdigit() else -1
 
 
 def resolve_resume(output_dir: str | Path, resume: str) -> Path:
@@ -210,12 +215,9 @@ class Trainer:
         self.resumed = resume is not None
         if resume:
             path = resolve_resume(self.output_dir, resume)
-            try:
-                self.accelerator.load_state(str(path))
-            except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
-                raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
-                                      "earlier checkpoint of the run.") from err
+            self._load_checkpoint(path)
             self.state.load_state_dict(json.loads((path / "trainer_state.json").read_text()))
+            self._apply_optimizer_settings()
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
             earlier = earlier_run_outputs(self.output_dir)
@@ -232,6 +234,39 @@ class Trainer:
         self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
 
     # ------------------------------------------------------------------ set-up helpers
+    def _load_checkpoint(self, path: Path) -> None:
+        """``accelerate.load_state``, refusing a checkpoint of another model (every checkpoint of its run holds that
+        model: the run's config helps, an earlier checkpoint does not) and naming an earlier whole one on damage."""
+        run_dir = path.parent.parent
+        mismatch = model_mismatch(path, self.loss_module.state_dict())
+        if mismatch:
+            run_config = run_dir / "config.yaml"
+            which = f" ({run_config})" if run_config.is_file() else ""
+            raise CheckpointError(f"--resume: the checkpoint {path} holds another model than the config's "
+                                  f"({mismatch}); resume with the config of that run{which}, or start afresh with "
+                                  "--overwrite (or another train.output_dir).")
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
+            step = _checkpoint_step(path)
+            earlier = [c for c in list_checkpoints(run_dir) if _checkpoint_step(c) < step and not checkpoint_problem(c)]
+            advice = (f"Resume from the earlier checkpoint: --resume {earlier[-1]}." if earlier else
+                      "No earlier checkpoint of the run is whole: start afresh with --overwrite (or another "
+                      "train.output_dir).")
+            reason = (str(err).splitlines() or [type(err).__name__])[0].rstrip(".")
+            raise CheckpointError(f"--resume: could not load the checkpoint {path}: {reason}. {advice}") from err
+
+    def _apply_optimizer_settings(self) -> None:
+        """A resumed run trains with the config's learning rates (betas, weight decay), not the ones saved in the
+        checkpoint's optimizer state: lowering train.learning_rate after a divergence must take effect."""
+        for phase, optimizer in self.optimizers.items():
+            fresh = make_optimizer(self.config, phase, self.model.phase_parameters(phase))
+            for group, settings in zip(optimizer.param_groups, fresh.param_groups, strict=True):
+                if group["lr"] != settings["lr"]:
+                    self._print(f"Learning rate of {phase}: {settings['lr']:g} (the checkpoint's run used "
+                                f"{group['lr']:g}).")
+                group.update({key: value for key, value in settings.items() if key != "params"})
+
     def _available_trackers(self) -> list[str]:
         from accelerate.tracking import get_available_trackers
 
@@ -432,11 +467,13 @@ class Trainer:
             f"at a step from {first} to {last} (checked every train.log_every steps; train.log_every=1 finds the "
             "exact step)")
         checkpoints = list_checkpoints(self.output_dir)
-        good = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
+        good, then = ((f"the last good checkpoint is {checkpoints[-1]}", "then resume with --resume latest")
+                      if checkpoints else
+                      ("no checkpoint was written yet", "then start the run again with --overwrite"))
         raise TrainingDivergedError(
             f"Training diverged: {', '.join(bad)} became NaN or infinite {when} (epoch {self.state.epoch + 1}); "
             f"training stopped and nothing more was written: {good}. Lower train.learning_rate (or set "
-            "train.max_grad_norm), then resume with --resume latest."
+            f"train.max_grad_norm), {then}."
         )
 
     def _log(self, running: RunningMeans, progress) -> None:
