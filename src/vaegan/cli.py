@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -220,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Errors a user can fix from the message alone: shown as one line, without a traceback.
 USER_ERRORS = (VaeganError, ValueError, RuntimeError, OSError, ImportError)
+# torch re-raises an error of a DataLoader worker (a bad image) with the worker's traceback as its message.
+_WORKER_ERROR = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def error_message(err: BaseException) -> str:
+    """What the user reads of ``err``: its message; for a DataLoader worker's error, the original one."""
+    text = str(err)
+    if not _WORKER_ERROR.match(text):
+        return text
+    cls = type(err)
+    for prefix in (f"\n{cls.__module__}.{cls.__qualname__}: ", f"\n{cls.__qualname__}: "):
+        if prefix in text:
+            return text[text.rindex(prefix) + len(prefix):].strip()
+    return text.strip().splitlines()[-1]  # torch could not rebuild the type: "Name: message"
 
 
 def run_command(args: argparse.Namespace, prog: str) -> int:
@@ -227,7 +242,7 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     try:
         args.run(args)
     except USER_ERRORS as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = (" Continue the run from its last checkpoint with --resume latest (make quickstart does)."
