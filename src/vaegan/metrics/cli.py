@@ -43,6 +43,8 @@ def format_table(result: dict[str, Any]) -> str:
                                                          f"{result['seed']}, features {result['features']})"
                                                          if "num_samples" in result else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if result.get("skipped"):
+        lines.append(f"Skipped {', '.join(result['skipped']['metrics'])}: {result['skipped']['reason']}")
     return "\n".join(lines)
 
 
