@@ -115,10 +115,10 @@ def model_mismatch(folder: str | os.PathLike, state_dict: Mapping[str, Any]) -> 
 
     try:
         with safe_open(str(Path(folder) / "model.safetensors"), framework="pt") as handle:
-            saved = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            saved = {_plain(key): list(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except Exception:  # missing or unreadable: checkpoint_problem's business
         return None
-    expected = {key: list(value.shape) for key, value in state_dict.items()}
+    expected = {_plain(key): list(value.shape) for key, value in state_dict.items()}
     differences = [f"{key} is {saved[key]} in the checkpoint, {shape} in the config's model"
                    for key, shape in expected.items() if key in saved and saved[key] != shape]
     differences += [f"the config's model has {key}, the checkpoint not" for key in expected if key not in saved]
@@ -127,3 +127,7 @@ def model_mismatch(folder: str | os.PathLike, state_dict: Mapping[str, Any]) -> 
         return None
     more = len(differences) - 1
     return differences[0] + (f", and {more} more difference{'s' if more > 1 else ''}" if more else "")
+
+
+def _plain(key: str) -> str:
+    return key.removeprefix("module.")  # DDP's wrapper: a question of process count, not of the model
