@@ -81,6 +81,28 @@ def test_sample_and_interpolate_ask_the_model_what_it_can_do(tmp_path, capsys):
     assert "This AE has no latent prior yet" in err and "fit_prior(latents)" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "some/model", "--port", "99999"], "--port must be between 1 and 65535, got 99999."),
+    (["demo", "some/model", "--port", "0"], "--port must be between 1 and 65535, got 0."),
+    (["sample", "MODEL", "-n", "1000000"], "--num-samples must be between 1 and 1024, got 1000000"),
+    (["sample", "MODEL", "-n", "0"], "--num-samples must be between 1 and 1024, got 0"),
+    (["sample", "MODEL", "--temperature", "nan"], "--temperature must be a finite number, got nan"),
+    (["sample", "MODEL", "--temperature", "-1"], "--temperature must be between 0 and 2, got -1"),
+    (["sample", "MODEL", "--temperature", "inf"], "--temperature must be a finite number, got inf"),
+    (["interpolate", "MODEL", "--steps", "100000"], "--steps must be between 2 and 256, got 100000"),
+    (["interpolate", "MODEL", "--steps", "1"], "--steps must be between 2 and 256, got 1"),
+])
+def test_out_of_range_options_are_one_line_errors(saved_vae, tmp_path, capsys, argv, message):
+    """Caps like the demo's (vaegan.demo.limits), before the model is even loaded; nothing is written."""
+    argv = [str(saved_vae) if arg == "MODEL" else arg for arg in argv]
+    if argv[0] != "demo":
+        argv += ["-o", str(tmp_path / "out.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.slow
 def test_train_command_end_to_end(tmp_path):
     config = tiny_config_file(tmp_path)

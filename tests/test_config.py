@@ -10,6 +10,7 @@ import yaml
 from vaegan.errors import ConfigError
 from vaegan.training import Trainer, load_config
 from vaegan.training.config import config_from_dict
+from vaegan.training.finetune import recorded_training_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 VAE_CONFIG = Path(__file__).parents[1] / "configs" / "mnist-vae.yaml"
@@ -36,6 +37,26 @@ def test_overrides_are_parsed_as_yaml(tmp_path):
                                       "model.latent_dim=8", f"train.output_dir={tmp_path}"])
     assert (config.train.epochs, config.train.betas, config.data.limit) == (3, [0.5, 0.9], None)
     assert config.model["latent_dim"] == 8 and config.train.output_dir == str(tmp_path)
+
+
+def test_exponent_floats_in_yaml_files_are_numbers(tmp_path):
+    """PyYAML reads YAML 1.1, where 1e-3 is a string; config files read it as YAML 1.2 does, like --set."""
+    raw = yaml.safe_load(VAE_CONFIG.read_text())
+    text = yaml.safe_dump(raw).replace("train:\n", "train:\n  learning_rate: 1e-3\n  weight_decay: 1E-5\n"
+                                       "  max_grad_norm: +2.5e+1\n  phase_learning_rates: {model: 5.e-4}\n"
+                                       "  betas: [5e-1, .9e0]\n", 1)
+    text += "hub:\n  repo_id: '1e-3'\n"  # quoted: still a string
+    (tmp_path / "c.yaml").write_text(text)
+    config = load_config(tmp_path / "c.yaml")
+    t = config.train
+    assert (t.learning_rate, t.weight_decay, t.max_grad_norm, t.phase_learning_rates, t.betas) == (
+        1e-3, 1e-5, 25.0, {"model": 5e-4}, [0.5, 0.9])
+    assert config.hub.repo_id == "1e-3"
+    assert load_config(tmp_path / "c.yaml", ["train.learning_rate=2e-4"]).train.learning_rate == 2e-4
+    # A model's training_config.yaml (what `vaegan train MODEL` fine-tunes with) is read the same way.
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training_config.yaml").write_text(text)
+    assert recorded_training_config(str(tmp_path / "model"))["train"]["learning_rate"] == 1e-3
 
 
 def test_resolved_config_round_trips(tmp_path):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torch.utils.data import DataLoader
 from training_utils import reset_accelerate_state
 
+from vaegan.cli import main as cli_main
 from vaegan.data import load_image_dataset
 from vaegan.errors import ConfigError
 from vaegan.imageprep import BadImages, auto_num_workers
@@ -169,6 +172,21 @@ def test_training_skips_a_few_bad_images_and_stops_on_many(tmp_path):
             train(_config(tmp_path / "c", source))
         finally:
             reset_accelerate_state()
+
+
+def test_bad_image_read_by_a_dataloader_worker_is_one_line(tmp_path, capsys):
+    """torch re-raises a worker's error with the worker's whole traceback as its message: the CLI shows the error."""
+    source = f"imagefolder:{_folder(tmp_path / 'imgs', 60, bad=set(range(0, 60, 3)))}"
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path, source, num_workers=1).to_dict()))
+    try:
+        assert cli_main(["train", str(config)]) == 2
+    finally:
+        reset_accelerate_state()
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.fullmatch(r"vaegan train: error: bad image \S+\.png: UnidentifiedImageError: .*Remove or fix it, or set "
+                        r"data\.on_bad_image: skip .*\n", err), err
 
 
 def test_config_checks_the_new_keys(tmp_path):

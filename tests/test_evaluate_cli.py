@@ -8,7 +8,7 @@ import bernoulli_family
 import torch
 from huggingface_hub import ModelCard
 
-from vaegan import VAE
+from vaegan import AE, VAE
 from vaegan.cli import main
 from vaegan.metrics import features, read_eval_results
 
@@ -49,6 +49,20 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, monkeypatch):
     # `fid` picks the inception extractor, which needs torch-fidelity (not installed here): what to install.
     assert main(["evaluate", str(model), "--metrics", "fid", *FAST]) == 2
     assert "pip install 'vaegan[inception]'" in capsys.readouterr().err
+
+
+def test_ae_without_a_prior_says_which_metrics_were_skipped_and_why(tmp_path, capsys):
+    torch.manual_seed(0)
+    AE(architecture="mlp", hidden_dims=(32,), latent_dim=2).save_pretrained(tmp_path / "ae")
+    assert main(["evaluate", str(tmp_path / "ae"), *FAST, "--output", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert list(result["metrics"]) == ["recon_mse"]
+    sampled = ["fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "confident",
+               "class_coverage"]
+    assert result["skipped"]["metrics"] == sampled
+    assert result["skipped"]["reason"].startswith("This AE has no latent prior yet, so it cannot sample.")
+    out = capsys.readouterr().out
+    assert f"Skipped {', '.join(sampled)}: This AE has no latent prior yet, so it cannot sample." in out
 
 
 def test_update_card_round_trip_and_push(tmp_path, hub, capsys):

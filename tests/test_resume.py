@@ -95,6 +95,47 @@ def test_resume_path_to_a_damaged_checkpoint_is_a_clear_error(run):
     reset_accelerate_state()
 
 
+@pytest.mark.parametrize(("model", "detail"), [
+    ({"block_out_channels": [8, 8]}, "model.encoder.features.0.weight is [4, 1, 3, 3] in the checkpoint, "
+                                     "[8, 1, 3, 3] in the config's model"),
+    ({"class": "AE"}, "model.encoder.head.weight is [4, 392] in the checkpoint, [2, 392]"),
+])
+def test_resume_with_another_model_says_so_and_advises_no_earlier_checkpoint(run, model, detail):
+    """Every checkpoint of the run holds the other model: an earlier one cannot help, the run's config can."""
+    config = _config(run)
+    config.model.update(model)
+    with pytest.raises(CheckpointError) as info:
+        try:
+            Trainer(config_from_dict(config.to_dict()), resume="latest")
+        finally:
+            reset_accelerate_state()
+    message = str(info.value)
+    assert f"{_step(run, 6)} holds another model than the config's" in message and detail in message
+    assert f"resume with the config of that run ({run / 'config.yaml'})" in message and "--overwrite" in message
+    assert "earlier checkpoint" not in message and "\n" not in message
+
+
+def test_unloadable_checkpoint_names_the_earlier_one_that_can_help(run, monkeypatch):
+    """Damage the checks cannot see: the advice names a whole earlier checkpoint, or says there is none."""
+    from accelerate import Accelerator
+
+    def load_state(self, input_dir=None, **kwargs):
+        raise RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory\nmore")
+
+    monkeypatch.setattr(Accelerator, "load_state", load_state)
+    for resume, advice in [("latest", f"Resume from the earlier checkpoint: --resume {_step(run, 4)}."),
+                           (str(_step(run, 2)), "No earlier checkpoint of the run is whole: start afresh with "
+                                                "--overwrite (or another train.output_dir).")]:
+        with pytest.raises(CheckpointError) as info:
+            try:
+                Trainer(_config(run), resume=resume)
+            finally:
+                reset_accelerate_state()
+        checkpoint = _step(run, 6) if resume == "latest" else _step(run, 2)
+        assert str(info.value) == (f"--resume: could not load the checkpoint {checkpoint}: PytorchStreamReader failed "
+                                   f"reading zip archive: failed finding central directory. {advice}")
+
+
 def test_every_checkpoint_damaged(run):
     for checkpoint in list_checkpoints(run):
         (checkpoint / "optimizer.bin").unlink()

@@ -97,6 +97,38 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert not (tmp_path / "model").exists()
 
 
+def test_divergence_before_any_checkpoint_advises_a_fresh_start(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config("vae", tmp_path, checkpoint_every=100))
+    original = trainer.model.compute_loss
+
+    def poisoned(phase, images, step):
+        losses = original(phase, images, step)
+        return {**losses, "loss": losses["loss"] * float("nan")} if step == 1 else losses
+
+    monkeypatch.setattr(trainer.model, "compute_loss", poisoned)
+    with pytest.raises(TrainingDivergedError) as info:
+        trainer.train()
+    message = str(info.value)
+    assert "no checkpoint was written yet" in message and "--resume" not in message
+    assert "start the run again with --overwrite" in message
+    reset_accelerate_state()
+    # The advice works: a lower learning rate, --overwrite.
+    Trainer(tiny_config("vae", tmp_path, learning_rate=1e-4, max_steps=2), overwrite=True).train()
+    assert (tmp_path / "model" / "config.json").is_file()
+
+
+def test_resume_trains_with_the_configs_learning_rate(tmp_path):
+    """The advice after a divergence (lower train.learning_rate, then --resume latest) must take effect: the
+    optimizer state of the checkpoint must not bring back its old learning rate."""
+    train(tiny_config("gan", tmp_path, max_steps=2, checkpoint_every=2, learning_rate=1e-3))
+    reset_accelerate_state()
+    trainer = Trainer(tiny_config("gan", tmp_path, max_steps=4, learning_rate=1e-5,
+                                  phase_learning_rates={"discriminator": 2e-5}), resume="latest")
+    assert trainer.state.step == 2
+    assert {phase: [g["lr"] for g in opt.param_groups] for phase, opt in trainer.optimizers.items()} == {
+        "discriminator": [2e-5], "generator": [1e-5]}
+
+
 def test_resume_latest_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         Trainer(tiny_config("vae", tmp_path), resume="latest")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError, VaeganError
+from .files import check_output_path
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +71,23 @@ def _describe_classes(model) -> str:
     return ", ".join(f"{i}={n}" for i, n in enumerate(names)) if names else f"0..{model.num_classes - 1}"
 
 
+def _check_limits(args: argparse.Namespace) -> None:
+    """The caps of ``vaegan sample`` / ``interpolate`` (vaegan.demo.limits), checked before loading the model."""
+    from .demo.limits import CLI_MAX_IMAGES, CLI_MAX_STEPS, MAX_TEMPERATURE, MIN_STEPS, check_range
+
+    if getattr(args, "num_samples", None) is not None:
+        check_range("--num-samples", args.num_samples, 1, CLI_MAX_IMAGES, integer=True)
+    if hasattr(args, "temperature"):
+        check_range("--temperature", args.temperature, 0.0, MAX_TEMPERATURE)
+    if hasattr(args, "steps"):
+        check_range("--steps", args.steps, MIN_STEPS, CLI_MAX_STEPS, integer=True)
+
+
 def run_sample(args: argparse.Namespace) -> None:
     from .figures import save_class_grid, save_sample_grid
 
+    _check_limits(args)
+    check_output_path(args.output, "-o", example="samples.png")
     model = _load(args.model, args.device)
     if not model.can_sample:
         raise RuntimeError(f"{args.model}: {model.cannot_sample_reason()}")
@@ -102,6 +116,10 @@ def run_sample(args: argparse.Namespace) -> None:
 def run_interpolate(args: argparse.Namespace) -> None:
     from .figures import save_interpolation
 
+    _check_limits(args)
+    check_output_path(args.output, "-o", example="interpolation.png")
+    if args.gif:
+        check_output_path(args.gif, "--gif", example="interpolation.gif")
     model = _load(args.model, args.device)
     if not model.has_latent_space:
         raise ValueError(f"{args.model} ({type(model).__name__}) has no latent space, so it cannot interpolate; use "
@@ -160,13 +178,15 @@ def run_complete(args: argparse.Namespace) -> None:
 
 
 def run_push(args: argparse.Namespace) -> None:
+    from .training.config import load_yaml
+
     summary_file = Path(args.model) / "training_summary.json"  # written by the trainer: keeps the card's training part
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     evaluation = Path(args.model) / "eval_results.json"  # written by `vaegan evaluate --update-card` and the trainer
     if evaluation.is_file():
         summary = {**(summary or {}), "evaluation": json.loads(evaluation.read_text())}
     config_file = Path(args.model) / "training_config.yaml"  # the trainer's too: `vaegan train REPO` fine-tunes with it
-    training_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    training_config = load_yaml(config_file.read_text()) if config_file.is_file() else None
     if isinstance(training_config, dict):  # a folder saved before vaegan left local folders out of it
         from .training.config import shareable_config
 
@@ -275,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Errors a user can fix from the message alone: shown as one line, without a traceback.
 USER_ERRORS = (VaeganError, ValueError, RuntimeError, OSError, ImportError)
+# torch re-raises an error of a DataLoader worker (a bad image) with the worker's traceback as its message.
+_WORKER_ERROR = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def error_message(err: BaseException) -> str:
+    """What the user reads of ``err``: its message; for a DataLoader worker's error, the original one."""
+    text = str(err)
+    if not _WORKER_ERROR.match(text):
+        return text
+    cls = type(err)
+    for prefix in (f"\n{cls.__module__}.{cls.__qualname__}: ", f"\n{cls.__qualname__}: "):
+        if prefix in text:
+            return text[text.rindex(prefix) + len(prefix):].strip()
+    return text.strip().splitlines()[-1]  # torch could not rebuild the type: "Name: message"
 
 
 def run_command(args: argparse.Namespace, prog: str) -> int:
@@ -282,7 +316,7 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     try:
         args.run(args)
     except USER_ERRORS as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = (" Continue the run from its last checkpoint with --resume latest (make quickstart does)."

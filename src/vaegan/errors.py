@@ -15,3 +15,11 @@ class CheckpointError(VaeganError, OSError):
 
 class WeightsMismatchError(CheckpointError):
     """The weights on disk do not match the model built from config.json."""
+
+
+class DiskFullError(VaeganError, OSError):
+    """The disk filled up while vaegan wrote ``path``: nothing half-written is left there, earlier files are kept."""
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path

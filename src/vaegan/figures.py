@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .files import write_file
 from .images import make_grid, save_gif
 from .models.base import GenerativeModel
 from .models.conditioning import ClassLabels
@@ -78,7 +79,4 @@ def save_interpolation(model: GenerativeModel, path: str | Path, steps: int = 10
 
 
 def _save(image, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
+    return write_file(path, image.save)  # never a half-written picture (a full disk)

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .files import write_file
+
 __all__ = ["make_grid", "save_gif", "to_pil"]
 
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -85,6 +87,6 @@ def save_gif(frames: torch.Tensor | Sequence[torch.Tensor] | Sequence[Image.Imag
         pictures = [to_pil(frame).resize((frame.shape[-1] * scale, frame.shape[-2] * scale), Image.NEAREST)
                     for frame in batch]
     sequence = pictures + pictures[-2:0:-1] if bounce else pictures
-    path = Path(path)
-    sequence[0].save(path, format="GIF", save_all=True, append_images=sequence[1:], duration=duration_ms, loop=0)
-    return path
+    return write_file(path, lambda staged: sequence[0].save(staged, format="GIF", save_all=True,
+                                                            append_images=sequence[1:], duration=duration_ms,
+                                                            loop=0))

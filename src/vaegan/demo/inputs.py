@@ -26,25 +26,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .limits import CAP_REASON, CAPPED_FIELDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE
+from .limits import CAP_REASON, CAPPED_FIELDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE, check_range
 
 log = logging.getLogger("vaegan.demo")
 
 
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
-
-
 def check_number(label: str, value: Any, low: float, high: float, integer: bool = False) -> float | int:
     """``value`` as an int/float within ``[low, high]``, else a ``gr.Error`` naming ``label`` and the range."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise gr.Error(f"{label} must be a number, got {value!r}.")
-    if integer and value != int(value):
-        raise gr.Error(f"{label} must be a whole number, got {value!r}.")
-    if not low <= value <= high:
-        reason = CAP_REASON if label in CAPPED_FIELDS else ""
-        raise gr.Error(f"{label} must be between {_num(low)} and {_num(high)}, got {_num(value)}{reason}.")
-    return int(value) if integer else float(value)
+    try:
+        return check_range(label, value, low, high, integer, CAP_REASON if label in CAPPED_FIELDS else "")
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE
+from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_QUEUE, MAX_PORT, check_range
 
 OFFICIAL_MODELS = ("vaegan/mnist-vae", "vaegan/mnist-vae-16d", "vaegan/mnist-ae", "vaegan/mnist-dcgan",
                    "vaegan/mnist-wgan-gp")
@@ -81,6 +81,8 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}.")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}.")
+    if args.port is not None:
+        check_range("--port", args.port, 1, MAX_PORT, integer=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..files import check_output_path, write_file
 from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
 from .features import FEATURE_EXTRACTORS, check_features
 from .registry import METRICS
@@ -42,6 +43,8 @@ def format_table(result: dict[str, Any]) -> str:
                                                          f"{result['seed']}, features {result['features']})"
                                                          if "num_samples" in result else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if result.get("skipped"):
+        lines.append(f"Skipped {', '.join(result['skipped']['metrics'])}: {result['skipped']['reason']}")
     return "\n".join(lines)
 
 
@@ -69,6 +72,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     if args.features is not None:
         check_features(args.features)  # before loading anything
+    if args.output:
+        check_output_path(args.output, "--output", example="eval.json")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     model = AutoModel.from_pretrained(args.model).to(args.device)
     result = evaluate(model, data=args.data, num_samples=args.num_samples, seed=args.seed, metrics=metrics,
@@ -77,7 +82,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     result["model"] = args.model
     print(format_table(result))
     if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        text = json.dumps(result, indent=2) + "\n"
+        write_file(args.output, lambda staged: staged.write_text(text))
         print(f"Wrote {args.output}")
     if args.update_card:
         if Path(args.model).is_dir():

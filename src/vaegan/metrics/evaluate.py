@@ -124,7 +124,9 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     requested digit. Its likelihood and reconstruction metrics are conditional on the held-out images' labels.
 
     Returns ``{"model", "data", "seed", "features", "num_samples", "real_images", "heldout_images",
-    "iwae_samples" | "elbo_samples", "metrics": {name: value}, "class_histogram"}`` (the keys that apply).
+    "iwae_samples" | "elbo_samples", "metrics": {name: value}, "class_histogram", "skipped"}`` (the keys that apply;
+    ``skipped``: ``{"metrics": [...], "reason": ...}``, the sample-based metrics left out of the default selection
+    because the model cannot sample now, e.g. an AE before its prior is fitted).
     """
     model, name = _load_model(model)
     if features is not None:
@@ -138,6 +140,9 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
         raise ValueError(f"num_samples must be at least 2, got {num_samples}.")
     kinds = {METRICS[n].kind for n in names}
     result: dict[str, Any] = {"model": name, "data": data, "seed": seed}
+    skipped = _skipped_for_sampling(model, names, chosen) if metrics is None else None
+    if skipped:
+        result["skipped"] = skipped
     was_training = model.training
     try:
         model.eval()
@@ -147,6 +152,16 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     finally:
         model.train(was_training)
     return result
+
+
+def _skipped_for_sampling(model, names: list[str], features: str) -> dict[str, Any] | None:
+    """The sample-based metrics of ``features`` that ``names`` lacks because ``model`` cannot sample now, and why."""
+    reason = model.cannot_sample_reason()
+    if reason is None:
+        return None
+    skipped = [n for n, metric in METRICS.items() if metric.kind in ("generation", "classifier") and n not in names
+               and metric.features in (None, features) and (n != "class_accuracy" or digit_classes(model))]
+    return {"metrics": skipped, "reason": reason} if skipped else None
 
 
 def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, num_samples: int, seed: int,

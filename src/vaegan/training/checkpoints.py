@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,3 +197,28 @@ def _device_rng_restored(states: dict) -> bool:
         current = module.get_rng_state_all()[:len(saved)]  # set_rng_state_all sets the first len(saved) devices
         return len(current) == len(saved) and all(torch.equal(a, b) for a, b in zip(current, saved, strict=True))
     return torch.equal(module.get_rng_state(), saved)
+
+
+def model_mismatch(folder: str | os.PathLike, state_dict: Mapping[str, Any]) -> str | None:
+    """How the model weights in the checkpoint ``folder`` differ in names or shapes from ``state_dict`` (the model
+    of the config about to resume: another model, not a damaged file); None when they fit or cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(folder) / "model.safetensors"), framework="pt") as handle:
+            saved = {_plain(key): list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception:  # missing or unreadable: checkpoint_problem's business
+        return None
+    expected = {_plain(key): list(value.shape) for key, value in state_dict.items()}
+    differences = [f"{key} is {saved[key]} in the checkpoint, {shape} in the config's model"
+                   for key, shape in expected.items() if key in saved and saved[key] != shape]
+    differences += [f"the config's model has {key}, the checkpoint not" for key in expected if key not in saved]
+    differences += [f"the checkpoint has {key}, the config's model not" for key in saved if key not in expected]
+    if not differences:
+        return None
+    more = len(differences) - 1
+    return differences[0] + (f", and {more} more difference{'s' if more > 1 else ''}" if more else "")
+
+
+def _plain(key: str) -> str:
+    return key.removeprefix("module.")  # DDP's wrapper: a question of process count, not of the model

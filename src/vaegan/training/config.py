@@ -31,6 +31,7 @@ import yaml
 
 from ..data import BINARIZE_MODES
 from ..errors import ConfigError
+from ..files import write_file
 from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
@@ -184,7 +185,8 @@ class TrainingConfig:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (what a run actually used)."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        write_file(path, lambda staged: staged.write_text(text))
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "hub": HubConfig}
@@ -362,7 +364,20 @@ def _check_model_section(model: Any) -> dict[str, Any]:
     return dict(model)
 
 
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent floats as YAML 1.2 does: ``1e-3`` is a number, not a string.
+
+    (PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent: ``1.0e-3``.)
+    """
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)"
+                                                                        r"[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML as vaegan reads every config (:class:`ConfigLoader`: safe, ``1e-3`` a float)."""
+    return yaml.load(text, Loader=ConfigLoader)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -383,10 +398,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         target = target[name]
         if not isinstance(target, dict):
             raise ConfigError(f"--set {override!r}: {'.'.join(parts[:depth + 1])} is {target!r}, not a mapping.")
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-4 as a string
-        value = float(value)
-    target[parts[-1]] = value
+    target[parts[-1]] = load_yaml(text)
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
@@ -412,7 +424,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
     path = resolve_config_file(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     for override in overrides:

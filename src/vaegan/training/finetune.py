@@ -17,7 +17,7 @@ import yaml
 from ..cards import TRAINING_CONFIG_NAME
 from ..errors import ConfigError
 from .bundled import bundled_configs
-from .config import MACHINE_SETTINGS, TrainingConfig, apply_override, config_from_dict
+from .config import MACHINE_SETTINGS, TrainingConfig, apply_override, config_from_dict, load_yaml
 
 #: Settings whose change a fine-tuned model's card reports.
 REPORTED_CHANGES = ("data.source", "data.limit", "train.epochs", "train.max_steps", "train.batch_size",
@@ -72,7 +72,7 @@ def recorded_training_config(reference: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{reference}: {TRAINING_CONFIG_NAME} is not valid YAML ({err}).") from err
     if not isinstance(raw, dict):
@@ -107,7 +107,7 @@ def closest_bundled_config(model_config: dict[str, Any]) -> tuple[str, dict[str,
     """
     best: tuple[float, str, dict[str, Any]] | None = None
     for name, entry in bundled_configs().items():
-        raw = yaml.safe_load(entry.read_text()) or {}
+        raw = load_yaml(entry.read_text()) or {}
         model = raw.get("model") or {}
         if model.get("class") != model_config["_class_name"]:
             continue

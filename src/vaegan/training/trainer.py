@@ -33,14 +33,16 @@ from ..data import (
     describe_source,
     load_image_dataset,
 )
-from ..errors import CheckpointError, ConfigError, VaeganError
-from ..files import apply_umask
+from ..errors import CheckpointError, ConfigError, DiskFullError, VaeganError
+from ..files import apply_umask, check_output_path, is_disk_full, write_file, writing
 from ..imageprep import BadImages, auto_num_workers
 from ..models import AutoModel, GenerativeModel
 from ..streaming import collate_pairs
 from .checkpoints import (  # the listing names are also importable from here
     CHECKPOINT_PREFIX,
+    checkpoint_problem,
     list_checkpoints,
+    model_mismatch,
     resolve_resume,
     rng_restore_problem,
     write_manifest,
@@ -101,6 +103,11 @@ class PhaseLoss(nn.Module):
         return self.model.compute_loss(phase, images, step, class_labels=class_labels)
 
 
+def _checkpoint_step(path: Path) -> int:
+    digits = path.name[len(CHECKPOINT_PREFIX):]
+    return int(digits) if path.name.startswith(CHECKPOINT_PREFIX) and digits.isdigit() else -1
+
+
 def build_model(config: TrainingConfig, init_from: str | None) -> GenerativeModel:
     """A fresh model from ``config.model``, or a pretrained one (``init_from``) with the config's changes.
 
@@ -149,7 +156,7 @@ class Trainer:
         from accelerate.utils import set_seed
 
         self.config = config
-        self.output_dir = Path(config.train.output_dir)
+        self.output_dir = check_output_path(config.train.output_dir, "train.output_dir", folder=True)
         self.push_to_hub = push_to_hub or config.hub.repo_id
         self.init_from = init_from
         self.overwrite = overwrite
@@ -227,16 +234,13 @@ class Trainer:
             path = resolve_resume(self.output_dir, resume)
             recorded = json.loads((path / "trainer_state.json").read_text())
             check_resumed_stage(self.plan, recorded, str(path))
-            try:
-                self.accelerator.load_state(str(path))
-            except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
-                raise CheckpointError(f"--resume: could not load the checkpoint {path}: {err}. Resume from an "
-                                      "earlier checkpoint of the run.") from err
+            self._load_checkpoint(path)
             problem = rng_restore_problem(path, self.accelerator.process_index)  # accelerate only logs this
             if problem:
                 raise CheckpointError(f"--resume: the random number generators were not restored from {path}: "
                                       f"{problem}. Resume from an earlier checkpoint of the run (--resume PATH).")
             self.state.load_state_dict(recorded)
+            self._apply_optimizer_settings()
             self._print(f"Resumed from {path} at step {self.state.step} (epoch {self.state.epoch}).")
         elif not overwrite:
             earlier = earlier_run_outputs(self.output_dir)
@@ -252,6 +256,41 @@ class Trainer:
         self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
 
     # ------------------------------------------------------------------ set-up helpers
+    def _load_checkpoint(self, path: Path) -> None:
+        """``accelerate.load_state``, refusing a checkpoint of another model (every checkpoint of its run holds that
+        model: the run's config helps, an earlier checkpoint does not) and naming an earlier whole one on damage."""
+        run_dir = path.parent.parent
+        mismatch = model_mismatch(path, self.loss_module.state_dict())
+        if mismatch:
+            run_config = run_dir / "config.yaml"
+            which = f" ({run_config})" if run_config.is_file() else ""
+            raise CheckpointError(f"--resume: the checkpoint {path} holds another model than the config's "
+                                  f"({mismatch}); resume with the config of that run{which}, or start afresh with "
+                                  "--overwrite (or another train.output_dir).")
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as err:  # damage the size checks cannot see: torch/safetensors raise many types
+            step = _checkpoint_step(path)
+            earlier = [c for c in list_checkpoints(run_dir) if _checkpoint_step(c) < step and not checkpoint_problem(c)]
+            advice = (f"Resume from the earlier checkpoint: --resume {earlier[-1]}." if earlier else
+                      "No earlier checkpoint of the run is whole: start afresh with --overwrite (or another "
+                      "train.output_dir).")
+            reason = (str(err).splitlines() or [type(err).__name__])[0].rstrip(".")
+            raise CheckpointError(f"--resume: could not load the checkpoint {path}: {reason}. {advice}") from err
+
+    def _apply_optimizer_settings(self) -> None:
+        """A resumed run trains with the config's learning rates (betas, weight decay), not the ones saved in the
+        checkpoint's optimizer state: lowering train.learning_rate after a divergence must take effect."""
+        for stage, optimizers in self.stage_optimizers.items():
+            settings = self.config.stage_settings(stage)
+            for phase, optimizer in optimizers.items():
+                fresh = make_optimizer(settings, phase, self.model.phase_parameters(phase))
+                for group, wanted in zip(optimizer.param_groups, fresh.param_groups, strict=True):
+                    if group["lr"] != wanted["lr"]:
+                        self._print(f"Learning rate of {phase}: {wanted['lr']:g} (the checkpoint's run used "
+                                    f"{group['lr']:g}).")
+                    group.update({key: value for key, value in wanted.items() if key != "params"})
+
     def _available_trackers(self) -> list[str]:
         from accelerate.tracking import get_available_trackers
 
@@ -339,6 +378,24 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self) -> Path:
         """Run (or continue) training; returns the folder of the saved model (``OUTPUT/model``)."""
+        try:
+            return self._train()
+        except DiskFullError as err:
+            raise self._disk_full(err.path) from err
+        except Exception as err:  # a tracker's log, a preview grid: anything else that writes
+            if is_disk_full(err):
+                raise self._disk_full(getattr(err, "filename", None) or self.output_dir) from err
+            raise
+
+    def _disk_full(self, path: object) -> DiskFullError:
+        """One line: what could not be written, and what is kept (a checkpoint is never deleted for a new one)."""
+        checkpoints = list_checkpoints(self.output_dir)
+        kept = (f"the previous checkpoint {checkpoints[-1]} is kept: continue from it with --resume latest once "
+                "there is space" if checkpoints else "no checkpoint was written yet")
+        return DiskFullError(f"No space left on device while writing {path}: free space or choose another "
+                             f"train.output_dir; {kept}.", path)
+
+    def _train(self) -> Path:
         t, acc = self.config.train, self.accelerator
         if acc.is_main_process:
             if self.overwrite:
@@ -457,11 +514,13 @@ class Trainer:
             f"at a step from {first} to {last} (checked every train.log_every steps; train.log_every=1 finds the "
             "exact step)")
         checkpoints = list_checkpoints(self.output_dir)
-        good = f"the last good checkpoint is {checkpoints[-1]}" if checkpoints else "no checkpoint was written yet"
+        good, then = ((f"the last good checkpoint is {checkpoints[-1]}", "then resume with --resume latest")
+                      if checkpoints else
+                      ("no checkpoint was written yet", "then start the run again with --overwrite"))
         raise TrainingDivergedError(
             f"Training diverged: {', '.join(bad)} became NaN or infinite {when} (epoch {self.state.epoch + 1}); "
             f"training stopped and nothing more was written: {good}. Lower train.learning_rate (or set "
-            "train.max_grad_norm), then resume with --resume latest."
+            f"train.max_grad_norm), {then}."
         )
 
     def _log(self, running: RunningMeans, progress, stage: Stage) -> None:
@@ -490,15 +549,22 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         acc.wait_for_everyone()
-        acc.save_state(str(staging))
-        acc.wait_for_everyone()
+        try:
+            with writing(final):
+                acc.save_state(str(staging))
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    self.state.stage = stage_at(self.plan, self.state.step).name
+                    self.state.stages = [stage.name for stage in self.plan]
+                    (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
+                    write_manifest(staging)
+        except BaseException:
+            if acc.is_main_process:  # no half-written checkpoint stays behind; the older ones are untouched
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
         if acc.is_main_process:
-            self.state.stage = stage_at(self.plan, self.state.step).name
-            self.state.stages = [stage.name for stage in self.plan]
-            (staging / "trainer_state.json").write_text(json.dumps(self.state.state_dict()))
-            write_manifest(staging)
             apply_umask(staging)  # safetensors writes 0600 files
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)  # a damaged one of the same step (--resume skipped it)
             os.replace(staging, final)
             for old in list_checkpoints(self.output_dir)[: -self.config.train.checkpoints_total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -529,9 +595,7 @@ class Trainer:
                 images = model.reconstruct(originals, class_labels=labels)
             else:
                 return
-        path = self.output_dir / "samples" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(images.float().cpu(), nrow=nrow).save(path)
+        write_file(self.output_dir / "samples" / f"{name}.png", make_grid(images.float().cpu(), nrow=nrow).save)
 
     def _heldout_metrics(self) -> dict[str, float]:
         if self.heldout_set is None or len(self.model.training_phases) != 1:
@@ -567,10 +631,13 @@ class Trainer:
             evaluation = self.eval_hook.final(model)
             if evaluation:
                 summary["evaluation"] = evaluation
-            model.save_pretrained(model_dir, training_summary=summary, training_config=self.config.shareable_dict())
+            with writing(model_dir):
+                model.save_pretrained(model_dir, training_summary=summary,
+                                      training_config=self.config.shareable_dict())
             self._write_figures(model, model_dir)
-            for folder in (self.output_dir, model_dir):  # in model/ too, for a later `vaegan push`
-                (folder / "training_summary.json").write_text(json.dumps(summary, indent=2))
+            text = json.dumps(summary, indent=2)
+            for folder in (model_dir, self.output_dir):  # in model/ too, for a later `vaegan push`; the marker last
+                write_file(folder / "training_summary.json", lambda staged: staged.write_text(text))
             if self.push_to_hub:
                 url = model.push_to_hub(self.push_to_hub, private=self.config.hub.private or None,
                                         training_summary={**summary, "repo_id": self.push_to_hub},
