@@ -60,9 +60,10 @@ def test_ae_without_a_prior_says_which_metrics_were_skipped_and_why(tmp_path, ca
     sampled = ["fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "confident",
                "class_coverage"]
     assert result["skipped"]["metrics"] == sampled
-    assert result["skipped"]["reason"].startswith("This AE has no latent prior yet, so it cannot sample.")
+    assert result["skipped"]["reason"].startswith("This AE has no latent prior yet")
+    assert "so it cannot generate samples" in result["skipped"]["reason"]
     out = capsys.readouterr().out
-    assert f"Skipped {', '.join(sampled)}: This AE has no latent prior yet, so it cannot sample." in out
+    assert f"Skipped {', '.join(sampled)}: This AE has no latent prior yet" in out and "fit_prior" in out
 
 
 def test_update_card_round_trip_and_push(tmp_path, hub, capsys):

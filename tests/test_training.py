@@ -101,8 +101,8 @@ def test_divergence_before_any_checkpoint_advises_a_fresh_start(tmp_path, monkey
     trainer = Trainer(tiny_config("vae", tmp_path, checkpoint_every=100))
     original = trainer.model.compute_loss
 
-    def poisoned(phase, images, step):
-        losses = original(phase, images, step)
+    def poisoned(phase, images, step, class_labels=None):
+        losses = original(phase, images, step, class_labels=class_labels)
         return {**losses, "loss": losses["loss"] * float("nan")} if step == 1 else losses
 
     monkeypatch.setattr(trainer.model, "compute_loss", poisoned)
@@ -125,7 +125,8 @@ def test_resume_trains_with_the_configs_learning_rate(tmp_path):
     trainer = Trainer(tiny_config("gan", tmp_path, max_steps=4, learning_rate=1e-5,
                                   phase_learning_rates={"discriminator": 2e-5}), resume="latest")
     assert trainer.state.step == 2
-    assert {phase: [g["lr"] for g in opt.param_groups] for phase, opt in trainer.optimizers.items()} == {
+    [optimizers] = trainer.stage_optimizers.values()  # one stage
+    assert {phase: [g["lr"] for g in opt.param_groups] for phase, opt in optimizers.items()} == {
         "discriminator": [2e-5], "generator": [1e-5]}
 
 

@@ -650,10 +650,13 @@ class Trainer:
 
     def _write_figures(self, model: GenerativeModel, model_dir: Path) -> None:
         """``samples.png`` and, for a model with a latent space, ``interpolation.png`` / ``.gif``. The model is
-        saved by now: a figure that fails is one warning line, never a failed run."""
+        saved by now: a figure the family's code fails to make is one warning line, never a failed run (a full disk
+        still stops the run: nothing more can be written)."""
         for name, write in (("samples.png", self._write_samples), ("interpolation.png", self._write_interpolation)):
             try:
                 write(model)
+            except DiskFullError:
+                raise
             except Exception as err:  # noqa: BLE001 - any failure of a family's sampling code; the model is saved
                 reason = (str(err).strip().splitlines() or [""])[0]
                 logger.warning("Could not write %s (%s: %s); the trained model is saved in %s.", name,
