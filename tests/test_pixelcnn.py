@@ -211,7 +211,8 @@ def test_cli_complete_writes_the_kept_part_and_the_completions(tmp_path, capsys)
     from PIL import Image
 
     from vaegan import VAE
-    from vaegan.cli import keep_mask, main
+    from vaegan.cli import main
+    from vaegan.completion import keep_mask
 
     tiny(image_size=8).save_pretrained(tmp_path / "pc")
     Image.fromarray((torch.rand(8, 8, generator=seed(0)).numpy() * 255).astype("uint8")).save(tmp_path / "d.png")
@@ -220,9 +221,12 @@ def test_cli_complete_writes_the_kept_part_and_the_completions(tmp_path, capsys)
     width, height = Image.open(tmp_path / "out" / "c.png").size
     assert width > 3 * height  # one row: the kept part and three completions
     assert keep_mask("top-quarter", 8, 8)[:2].all() and not keep_mask("top-quarter", 8, 8)[2:].any()
+    with pytest.raises(ValueError, match="Keep must be one of top-half, top-third, top-quarter, top-two-thirds, "
+                                         "got 'all'"):
+        keep_mask("all", 8, 8)
     capsys.readouterr()
     assert main(["complete", str(tmp_path / "pc"), str(tmp_path / "d.png"), "-n", "0", "-o", "x.png"]) == 2
-    assert "--num-completions must be between 1 and 64" in capsys.readouterr().err
+    assert "--num-completions must be between 1 and 1024, got 0" in capsys.readouterr().err
     VAE(architecture="mlp", hidden_dims=(8,), image_size=8).save_pretrained(tmp_path / "vae")
     assert main(["complete", str(tmp_path / "vae"), str(tmp_path / "d.png"), "-o", "x.png"]) == 2
     assert "cannot complete images" in capsys.readouterr().err

@@ -896,5 +896,133 @@ def test_tabs_declare_the_capability_they_need():
 
     needs = {tab.tab_id: tab.needs for tab in layout.TABS}
     assert needs == {"sample": None, "interpolate": "latent_space", "explore": "latent_space",
-                     "reconstruct": "reconstruction"}
+                     "reconstruct": "reconstruction", "complete": "completion"}
     assert all(need is None or need in CAPABILITIES for need in needs.values())
+
+
+# ------------------------------------------------------------------------------------------------ completion
+
+
+def tiny_pixelcnn(**kwargs) -> vaegan.PixelCNN:
+    torch.manual_seed(0)
+    return vaegan.PixelCNN(image_size=28, channels=8, num_layers=2, head_channels=8, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def completer(tmp_path_factory):
+    """A tiny PixelCNN and a class-conditional one, loaded from their folders, served beside a VAE."""
+    folder = tmp_path_factory.mktemp("completers")
+    tiny_pixelcnn().save_pretrained(folder / "pc")
+    tiny_pixelcnn(num_classes=10).save_pretrained(folder / "cpc")
+    models = {**registry.load_models([str(folder / "pc"), str(folder / "cpc")]), "vae": tiny_models()["vae"]}
+    demo = layout.build_demo(models, heldout=heldout_digits())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield demo, Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def complete(client, model="pc", source="yours", image=None, digit="7", example=0, keep="top-half",
+             num_completions=8, seed=0, label=None):
+    return client.predict(model=model, source=source, image=image and handle_file(str(image)), sketch=None,
+                          digit=digit, example=example, keep=keep, num_completions=num_completions, seed=seed,
+                          label=label, api_name="/complete")
+
+
+def completion_tiles(result, count: int) -> list[np.ndarray]:
+    """The 28x28 images of a Complete result (the kept part, then ``count`` completions), at their own size."""
+    picture = pixels(result)
+    scale = picture.shape[1] // ((count + 1) * 30 + 2)
+    assert scale >= 1 and picture.shape == (30 * scale + 2 * scale, ((count + 1) * 30 + 2) * scale)
+    small = picture[::scale, ::scale]
+    return [small[2:30, 2 + 30 * i:30 + 30 * i] for i in range(count + 1)]
+
+
+def test_complete_tab_offers_only_the_models_that_complete(completer):
+    demo, client = completer
+    config = page_config(demo)
+    assert offered(config, "complete") == ["pc", "cpc"]
+    assert "vae is a VAE, which has no image completion, so it cannot complete images" in \
+        component(config, "complete-not-here")["value"]
+    assert "/complete" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert offered(config, "reconstruct") == ["vae"]  # and the PixelCNNs are not offered where they cannot serve
+
+
+def test_complete_keeps_the_top_rows_and_draws_the_completions(completer, tmp_path):
+    """An uploaded 28x28 digit: the picture is the kept part (the binarized top rows, grey below), then N
+    completions that keep those rows and draw binary pixels below; the seed fixes them."""
+    _, client = completer
+    values = np.zeros((28, 28), dtype=np.uint8)
+    values[4:24, 8:20] = np.array([100, 200, 255], dtype=np.uint8)[np.arange(20 * 12).reshape(20, 12) % 3]
+    Image.fromarray(values).save(tmp_path / "digit.png")
+    binarized = np.where(values > 127, 255, 0)
+    result = complete(client, image=tmp_path / "digit.png", keep="top-quarter", num_completions=5, seed=3)
+    kept, *completions = completion_tiles(result, 5)
+    np.testing.assert_array_equal(kept[:7], binarized[:7])  # round(28 / 4) rows kept
+    assert (kept[7:] == 128).all()  # redrawn: grey
+    assert len(completions) == 5
+    for tile in completions:
+        np.testing.assert_array_equal(tile[:7], binarized[:7])
+        assert set(np.unique(tile[7:])) <= {0, 255}
+    assert any(not np.array_equal(completions[0], tile) for tile in completions[1:])
+    np.testing.assert_array_equal(pixels(result), pixels(complete(client, image=tmp_path / "digit.png",
+                                                                  keep="top-quarter", num_completions=5, seed=3)))
+    assert not np.array_equal(pixels(result), pixels(complete(client, image=tmp_path / "digit.png",
+                                                              keep="top-quarter", num_completions=5, seed=4)))
+
+
+def test_complete_a_heldout_digit_and_a_class_conditional_model(completer):
+    demo, client = completer
+    digit = demo.vaegan_app.ctx.heldout.example((1, 28, 28), 3, 1)
+    binarized = np.where(digit[0].numpy() > 0.5, 255, 0)
+    for model, label in (("pc", None), ("cpc", "4")):
+        kept, *completions = completion_tiles(complete(client, model, "heldout", digit="3", example=1,
+                                                       num_completions=2, label=label), 2)
+        np.testing.assert_array_equal(kept[:14], binarized[:14])
+        assert all(np.array_equal(tile[:14], binarized[:14]) for tile in completions)
+    with pytest.raises(AppError, match="cpc is class-conditional: choose the class to complete the digit as"):
+        complete(client, "cpc", "heldout")
+    with pytest.raises(AppError, match="vae is a VAE, which has no image completion"):
+        complete(client, "vae", "heldout")
+
+
+def test_bad_completion_requests_get_clear_messages(completer, tmp_path):
+    demo, client = completer
+    cap = "(this Space caps requests so that one user cannot exhaust its CPU)"
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    failures = []
+    for kwargs, expected in [
+        ({}, "No digit: upload a picture of a digit or draw one."),
+        ({"image": blank}, "Digit: the image is blank"),
+        ({"num_completions": 17}, f"Number of completions must be between 1 and 16, got 17 {cap}"),
+        ({"num_completions": 0}, "Number of completions must be between 1 and 16, got 0"),
+        ({"seed": -1}, "Seed must be between 0 and 2147483647"),
+        ({"source": "heldout", "example": 50}, "Example must be between 0 and 49"),
+        ({"source": "heldout", "label": "3"}, "pc is not class-conditional; leave the class empty"),
+        ({"model": "cpc", "source": "heldout", "label": "12"}, "Class must be a class index from 0 to 9 of cpc"),
+        ({"model": "nope"}, "Unknown model 'nope'"),
+    ]:
+        try:
+            complete(client, **kwargs)
+        except AppError as err:
+            message = str(err)
+            if expected not in message or "Traceback" in message or "\n" in message.strip():
+                failures.append(f"{kwargs}: got {message!r}, expected {expected!r}")
+        else:
+            failures.append(f"{kwargs}: no error")
+    assert not failures, "\n".join(failures)
+    tab = demo.vaegan_app.complete  # direct calls (a script) are checked too
+    with pytest.raises(gr.Error, match="Keep must be one of top-half, top-third, top-quarter, top-two-thirds"):
+        tab.complete("pc", "heldout", None, None, "7", 0, "everything", 4, 0)
+    with pytest.raises(gr.Error, match="comes from 'yours' .* or 'heldout'"):
+        tab.complete("pc", "somewhere", None, None, "7", 0, "top-half", 4, 0)
+
+
+def test_without_a_model_that_completes_the_tab_is_one_line(served, client):
+    shown = {b.elem_id: b.value for b in served[0].blocks.values() if isinstance(getattr(b, "elem_id", None), str)}
+    assert shown["complete-unavailable"] == "None of the loaded models can complete images."
+    assert "vae is a VAE, which has no image completion" in shown["complete-not-here"]
+    assert "complete-model" not in shown
+    assert "/complete" not in client.view_api(return_format="dict", print_info=False)["named_endpoints"]

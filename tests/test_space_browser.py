@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_space import ARTIFACTS, heldout_digits, layout, tiny_models  # noqa: E402
+from test_space import ARTIFACTS, heldout_digits, layout, tiny_models, tiny_pixelcnn  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,8 @@ IMAGE_LOADED = """(selector) => {
 
 
 def models_with_results():
-    """The tiny models; the first carries model-card evaluation results, as a published model would."""
+    """The tiny models and a tiny PixelCNN; the first carries model-card evaluation results, as a published model
+    would."""
     from huggingface_hub import EvalResult
 
     from vaegan.demo.registry import DemoModel
@@ -39,7 +40,7 @@ def models_with_results():
     models = tiny_models()
     scored = EvalResult(task_type="unconditional-image-generation", dataset_type="mnist", dataset_name="MNIST",
                         metric_type="fd_mnist", metric_name="FD (MNIST classifier)", metric_value=7.25)
-    return {"vae": DemoModel(models.pop("vae"), "org/vae", [scored]), **models}
+    return {"vae": DemoModel(models.pop("vae"), "org/vae", [scored]), **models, "pc": tiny_pixelcnn()}
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +152,10 @@ def test_explore_tab_decodes_a_clicked_point(page):
     assert not page.page_errors, page.page_errors
 
 
-def test_reconstruct_tab_with_a_drawing(page):
-    page.get_by_role("tab", name="Reconstruct").click()
-    page.locator("#reconstruct-sketch button[aria-label='Brush']").click()
-    canvas = page.locator("#reconstruct-sketch canvas").first.bounding_box()
+def draw_seven(page, sketch: str) -> None:
+    """Draw a "7" with the pen of the sketchpad ``sketch`` (a selector)."""
+    page.locator(f"{sketch} button[aria-label='Brush']").click()
+    canvas = page.locator(f"{sketch} canvas").first.bounding_box()
     x, y = canvas["x"] + canvas["width"] / 2 - 60, canvas["y"] + canvas["height"] / 2 - 90
     page.mouse.move(x, y)
     page.mouse.down()
@@ -163,9 +164,30 @@ def test_reconstruct_tab_with_a_drawing(page):
     for i in range(1, 31):
         page.mouse.move(x + 120 - 2.5 * i, y + 6 * i)
     page.mouse.up()
+
+
+def test_reconstruct_tab_with_a_drawing(page):
+    page.get_by_role("tab", name="Reconstruct").click()
+    draw_seven(page, "#reconstruct-sketch")
     page.click("#reconstruct-button")
     seen = wait_for_image(page, "#reconstruct-input img")
     wait_for_image(page, "#reconstruct-output img")
     assert seen["width"] == seen["height"] > 0
     page.screenshot(path=str(ARTIFACTS / "space_reconstruct.png"), full_page=True)
+    assert not page.page_errors, page.page_errors
+
+
+def test_complete_tab_with_a_heldout_digit_and_a_drawing(page):
+    page.get_by_role("tab", name="Complete").click()
+    assert not page.locator("#complete-class").is_visible()  # the PixelCNN is unconditional
+    page.click("#complete-button")  # the default: a held-out 7, the top half kept, 8 completions
+    row = wait_for_image(page, "#complete-output img")
+    assert row["width"] > 8 * row["height"]
+    page.screenshot(path=str(ARTIFACTS / "space_complete.png"), full_page=True)
+    first = page.eval_on_selector("#complete-output img", "img => img.src")
+    page.locator("#complete-source").get_by_text("Your digit: draw or upload").click()
+    draw_seven(page, "#complete-sketch")
+    page.click("#complete-button")
+    page.wait_for_function(NEW_IMAGE_LOADED, arg=["#complete-output img", first], timeout=TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "space_complete_drawing.png"), full_page=True)
     assert not page.page_errors, page.page_errors

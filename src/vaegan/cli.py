@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .completion import DEFAULT_KEEP, KEEP_CHOICES
 from .errors import ConfigError, VaeganError
 from .files import check_output_path
 
@@ -129,30 +130,15 @@ def run_interpolate(args: argparse.Namespace) -> None:
     print(f"Wrote a {args.steps}-step {args.mode} interpolation to {path}" + (f" and {args.gif}" if args.gif else ""))
 
 
-#: ``vaegan complete --keep``: the share of rows (from the top) kept; the rest is redrawn in raster order.
-KEEP_CHOICES = {"top-half": 1 / 2, "top-third": 1 / 3, "top-quarter": 1 / 4, "top-two-thirds": 2 / 3}
-
-
-def keep_mask(keep: str, height: int, width: int):
-    """The ``known_mask`` of ``--keep`` for ``height x width`` images: True for the kept rows at the top."""
-    import torch
-
-    rows = round(height * KEEP_CHOICES[keep])
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[:rows] = True
-    return mask
-
-
 def run_complete(args: argparse.Namespace) -> None:
     import torch
     from PIL import Image, UnidentifiedImageError
 
+    from .completion import complete_image
     from .data import to_image_tensor
-    from .demo.limits import MAX_IMAGES
-    from .images import make_grid
+    from .demo.limits import CLI_MAX_IMAGES, check_range
 
-    if not 1 <= args.num_completions <= MAX_IMAGES:
-        raise ValueError(f"-n/--num-completions must be between 1 and {MAX_IMAGES}, got {args.num_completions}.")
+    check_range("--num-completions", args.num_completions, 1, CLI_MAX_IMAGES, integer=True)
     model = _load(args.model, args.device)
     if not model.supports("completion"):
         raise ValueError(f"{args.model} ({type(model).__name__}) cannot complete images (it has no `complete` "
@@ -163,14 +149,11 @@ def run_complete(args: argparse.Namespace) -> None:
             image = to_image_tensor(picture, channels=channels, image_size=height)
     except (OSError, UnidentifiedImageError) as err:
         raise ValueError(f"{args.image}: not a readable image ({err}).") from err
-    mask = keep_mask(args.keep, height, width)
     label = _cli_label(model, args.label)
     if model.num_classes is not None and label is None:
         raise ValueError(f"{args.model} is class-conditional: pass --label (classes: {_describe_classes(model)}).")
-    completions = model.complete(image[None], mask, generator=torch.Generator().manual_seed(args.seed),
-                                 num_completions=args.num_completions, class_labels=label)
-    shown = torch.where(mask, image, torch.full_like(image, 0.5))  # the kept part; redrawn pixels grey
-    grid = make_grid(torch.cat([shown[None], completions.float().cpu()]), nrow=args.num_completions + 1)
+    grid = complete_image(model, image, args.keep, args.num_completions,
+                          generator=torch.Generator().manual_seed(args.seed), class_labels=label)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     grid.save(output)
@@ -259,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete = commands.add_parser("complete", help="keep part of an image and let the model redraw the rest")
     complete.add_argument("model", help="Hub id or local model folder of a model that can complete (a PixelCNN)")
     complete.add_argument("image", help="the image to complete (resized to the model's image size)")
-    complete.add_argument("--keep", choices=sorted(KEEP_CHOICES), default="top-half",
+    complete.add_argument("--keep", choices=sorted(KEEP_CHOICES), default=DEFAULT_KEEP,
                           help="the part of the image kept (default top-half); the rest is redrawn in raster order")
     complete.add_argument("-n", "--num-completions", type=int, default=8, help="completions to draw (default 8)")
     complete.add_argument("-o", "--output", required=True, help="PNG file to write: the kept part, then the "

@@ -1,4 +1,5 @@
-"""Held-out digits for the Interpolate and Explore tabs, adapted (and cached) for each model's image shape."""
+"""Held-out digits for the Interpolate, Explore and Complete tabs, adapted (and cached) for each model's image
+shape."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ class HeldOut:
                                  "seeds or your own images instead.")
             return self._cache[shape]
 
+    def example(self, shape: tuple[int, int, int], digit: Any, example: int, label: str = "Digit") -> torch.Tensor:
+        """Example ``example`` (cycling) of ``digit`` (0 to 9; ``label`` names it in errors), ``(C, H, W)``."""
+        digit = check_digit(digit, label)
+        images, labels = self.get(shape)
+        matches = torch.nonzero(labels == digit).flatten()
+        if len(matches) == 0:
+            raise ValueError(f"The held-out data has no digit {digit}.")
+        return images[int(matches[example % len(matches)])]
+
     def _load(self, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         channels, height, width = shape
         if isinstance(self.source, str):
@@ -53,6 +63,17 @@ class HeldOut:
             images = F.interpolate(images, size=(height, width), mode="bilinear", antialias=True,
                                    align_corners=False)
         return images.clamp(0, 1).contiguous(), labels
+
+
+def check_digit(digit: Any, label: str) -> int:
+    """``digit`` (an int or its text) as an int from 0 to 9, else a ``ValueError`` naming ``label``."""
+    try:
+        value = int(digit)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label} must be a digit from 0 to 9, got {digit!r}.") from None
+    if not 0 <= value <= 9:
+        raise ValueError(f"{label} must be a digit from 0 to 9, got {value}.")
+    return value
 
 
 def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:

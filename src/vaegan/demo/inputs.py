@@ -30,6 +30,15 @@ from .limits import CAP_REASON, CAPPED_FIELDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE
 
 log = logging.getLogger("vaegan.demo")
 
+#: What the page says about how an uploaded or drawn digit is read (:func:`image_to_model_input`).
+INPUT_NOTE = """\
+**How your image is read.** MNIST digits are white on black. An uploaded image or a drawing is flattened on
+white (transparency), converted to the model's channels, and **inverted when its border is mostly light**
+(dark ink on paper, the sketchpad's black pen on white). For one-channel models, an image that is not already
+the model's size is then cropped to its ink, scaled to fit a 20x20 box (of 28) and centred by its centre of mass,
+as the MNIST digits were. An image of exactly the model's size is used as it is (after the inversion check).
+When both an upload and a drawing are given, the upload is used."""
+
 
 def check_number(label: str, value: Any, low: float, high: float, integer: bool = False) -> float | int:
     """``value`` as an int/float within ``[low, high]``, else a ``gr.Error`` naming ``label`` and the range."""

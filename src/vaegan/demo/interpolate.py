@@ -14,6 +14,7 @@ import torch
 from ..images import make_grid
 from ..models import GenerativeModel
 from .context import DemoContext
+from .heldout import check_digit
 from .inputs import capped, check_number, digit_sketchpad, digit_upload, model_input, user_errors
 from .limits import GIF_FRAME_MS, MAX_EXAMPLE, MAX_SEED, MAX_STEPS, MIN_STEPS
 from .outputs import GRID_PAD_VALUE, InlinePNG, display_scale, encode_png, inline_image
@@ -52,8 +53,8 @@ class InterpolateTab(DemoTab):
         elif endpoints == "digits":
             self.require_encoder(model, net, "interpolate between digits")
             example = check_number("Example", example, 0, MAX_EXAMPLE, integer=True)
-            strip, gif = self._cached(model, "digits", self._digit(digit_a, "Digit A"),
-                                      self._digit(digit_b, "Digit B"), example, steps, mode)
+            strip, gif = self._cached(model, "digits", check_digit(digit_a, "Digit A"),
+                                      check_digit(digit_b, "Digit B"), example, steps, mode)
         elif endpoints == "images":
             self.require_encoder(model, net, "interpolate between images")
             start = model_input(image_a, sketch_a, net.image_shape, "image A")
@@ -94,24 +95,9 @@ class InterpolateTab(DemoTab):
                                  scale=display_scale(path.shape[-1], target=160))
         return encode_png(strip), Path(gif).read_bytes()
 
-    @staticmethod
-    def _digit(digit: Any, label: str) -> int:
-        try:
-            value = int(digit)
-        except (TypeError, ValueError):
-            raise gr.Error(f"{label} must be a digit from 0 to 9, got {digit!r}.") from None
-        if not 0 <= value <= 9:
-            raise gr.Error(f"{label} must be a digit from 0 to 9, got {value}.")
-        return value
-
     def heldout_digit(self, net: GenerativeModel, digit: Any, example: int, label: str) -> torch.Tensor:
         """Example ``example`` (cycling) of ``digit`` in the held-out data, laid out for ``net``."""
-        digit = self._digit(digit, label)
-        images, labels = self.ctx.heldout.get(net.image_shape)
-        matches = torch.nonzero(labels == digit).flatten()
-        if len(matches) == 0:
-            raise gr.Error(f"The held-out data has no digit {digit}.")
-        return images[int(matches[example % len(matches)])]
+        return self.ctx.heldout.example(net.image_shape, digit, example, label)
 
     def build(self, choices: list[tuple[str, str]], demo: gr.Blocks | None = None) -> None:
         ctx = self.ctx

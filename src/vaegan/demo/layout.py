@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..models import GenerativeModel
 from ..project import project_link
+from .complete import CompleteTab
 from .context import DemoContext
 from .explore import ExploreTab
 from .heldout import HeldOut
@@ -23,6 +24,7 @@ from .interpolate import InterpolateTab
 from .limits import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_QUEUE,
+    MAX_COMPLETIONS,
     MAX_IMAGES,
     MAX_STEPS,
     MAX_UPLOAD_BYTES,
@@ -40,7 +42,7 @@ CSS = """
 """
 TITLE = "vaegan: AE, VAE and GAN explorer"
 #: The tabs of the page, in order; each says which models it serves (:class:`~vaegan.demo.tabs.DemoTab`).
-TABS: tuple[type[DemoTab], ...] = (SampleTab, InterpolateTab, ExploreTab, ReconstructTab)
+TABS: tuple[type[DemoTab], ...] = (SampleTab, InterpolateTab, ExploreTab, ReconstructTab, CompleteTab)
 ANALYTICS_EVERY_ENV, ANALYTICS_EVERY = "GRADIO_ANALYTICS_CACHE_FREQUENCY", 1000
 
 
@@ -83,9 +85,9 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     ``heldout`` is a ``vaegan.data`` source string (default ``"mnist-5k"``, test split), a dataset of
     ``(image [0,1] CHW, label)`` items, or None (no held-out digits). Model calls share one pool of
     ``concurrency_limit`` workers; at most ``max_queue`` requests wait. Public API endpoints: ``/sample``,
-    ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct`` (a tab that none of the models can
-    serve shows why instead, and has no endpoint). Any mix of families works: each tab offers the models that
-    can serve it and says why for the others. ``demo.vaegan_app`` is the
+    ``/interpolate``, ``/latent_map``, ``/decode_point``, ``/reconstruct``, ``/complete`` (a tab that none of the
+    models can serve shows why instead, and has no endpoint). Any mix of families works: each tab offers the models
+    that can serve it and says why for the others. ``demo.vaegan_app`` is the
     :class:`DemoApp`. The models are put in evaluation mode and channels-last memory format in place.
     """
     app = DemoApp(models, heldout, concurrency_limit=concurrency_limit)
@@ -93,14 +95,14 @@ def build_demo(models: Mapping[str, GenerativeModel | DemoModel], heldout: Any =
     with gr.Blocks(title=title, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# {title}\nGenerative models made with {project_link()}: "
                     "sample them, walk between two points of their latent space, explore a 2-D latent plane, "
-                    "and reconstruct your own digits.")
+                    "reconstruct your own digits, and complete a digit's missing part.")
         with gr.Tabs():
             for tab in app.tabs.values():
                 with gr.Tab(tab.title, id=tab.tab_id):
                     tab.page(demo)
-        gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps, uploads of "
-                    f"{MAX_UPLOAD_BYTES // 2**20} MB and {MAX_UPLOAD_SIDE} pixels a side; {concurrency_limit} model "
-                    f"call(s) run at once and up to {max_queue} wait in the queue.")
+        gr.Markdown(f"Limits per request: {MAX_IMAGES} images, {MAX_STEPS} interpolation steps, {MAX_COMPLETIONS} "
+                    f"completions, uploads of {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_UPLOAD_SIDE} pixels a side; "
+                    f"{concurrency_limit} model call(s) run at once and up to {max_queue} wait in the queue.")
     # After every event gradio rebuilds a pandas summary of up to 10,000 past events for its monitoring page:
     # ~20 ms of CPU per request on a Space that has served 10,000 requests, more than the model itself. Once every
     # 1,000 events is plenty (read when the queue is made; a value set by the user wins).

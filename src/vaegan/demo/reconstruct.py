@@ -8,17 +8,9 @@ from typing import Any
 import gradio as gr
 import torch
 
-from .inputs import digit_sketchpad, digit_upload, model_input, user_errors
+from .inputs import INPUT_NOTE, digit_sketchpad, digit_upload, model_input, user_errors
 from .outputs import InlinePNG, enlarged, inline_image
 from .tabs import DemoTab
-
-INPUT_NOTE = """\
-**How your image is read.** MNIST digits are white on black. An uploaded image or a drawing is flattened on
-white (transparency), converted to the model's channels, and **inverted when its border is mostly light**
-(dark ink on paper, the sketchpad's black pen on white). For one-channel models, an image that is not already
-the model's size is then cropped to its ink, scaled to fit a 20x20 box (of 28) and centred by its centre of mass,
-as the MNIST digits were. An image of exactly the model's size is used as it is (after the inversion check).
-When both an upload and a drawing are given, the upload is used. The left image is what the model receives."""
 
 
 class ReconstructTab(DemoTab):
@@ -52,5 +44,5 @@ class ReconstructTab(DemoTab):
                     output = inline_image(label="Reconstruction", format="png", interactive=False,
                                           elem_id="reconstruct-output", elem_classes=["pixelated"],
                                           buttons=["download"])
-                gr.Markdown(INPUT_NOTE)
+                gr.Markdown(f"{INPUT_NOTE} The left image is what the model receives.")
         go.click(self.reconstruct, [model, image, sketch], [seen, output], api_name="reconstruct", **self.ctx.compute)

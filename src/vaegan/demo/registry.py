@@ -36,6 +36,11 @@ class DemoModel:
         return [str(n) for n in names] if names else [str(i) for i in range(int(num_classes))]
 
 
+def class_options(classes: Sequence[str] | None) -> list[tuple[str, str]]:
+    """Dropdown choices ``(label, index as text)`` of each class (``"3: three"``, or ``"3"`` when unnamed)."""
+    return [(f"{i}: {name}" if name != str(i) else name, str(i)) for i, name in enumerate(classes or [])]
+
+
 def card_eval_results(source: str) -> list[Any]:
     """The ``model-index`` results of the model card of a folder or Hub id (``EvalResult`` list; empty if none)."""
     from huggingface_hub import ModelCard

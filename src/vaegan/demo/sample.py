@@ -18,7 +18,7 @@ from .context import DemoContext
 from .inputs import capped, check_number, user_errors
 from .limits import DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_TEMPERATURE, MAX_IMAGES, MAX_SEED, MAX_TEMPERATURE
 from .outputs import InlinePNG, encode_png, inline_image, sample_grid
-from .registry import sampling_reason
+from .registry import class_options, sampling_reason
 from .tabs import DemoTab
 
 ANY_CLASS = "any"      # class picker: labels drawn at random
@@ -158,4 +158,4 @@ class SampleTab(DemoTab):
 def class_choices(classes: list[str] | None) -> list[tuple[str, str]]:
     """Dropdown choices of the class picker: any class, every class (the grid), then each class."""
     choices = [("any class (drawn at random)", ANY_CLASS), ("all classes (class grid)", ALL_CLASSES)]
-    return choices + [(f"{i}: {name}" if name != str(i) else name, str(i)) for i, name in enumerate(classes or [])]
+    return choices + class_options(classes)
