@@ -232,3 +232,27 @@ def test_cli_complete_writes_the_kept_part_and_the_completions(tmp_path, capsys)
     assert "cannot complete images" in capsys.readouterr().err
     assert main(["complete", str(tmp_path / "pc"), str(tmp_path / "missing.png"), "-o", "x.png"]) == 2
     assert "not a readable image" in capsys.readouterr().err
+
+
+def test_evaluate_binarizes_heldout_digits_for_a_binarized_model(tmp_path, capsys):
+    import json
+
+    from vaegan.cli import main
+    from vaegan.data import binarize_heldout, load_image_dataset
+    from vaegan.metrics import evaluate
+
+    model = tiny(image_size=28)
+    with pytest.raises(ValueError, match="binary images"):  # grey held-out digits: no exact Bernoulli likelihood
+        evaluate(model, metrics=["nll"], num_heldout=20)
+    result = evaluate(model, metrics=["nll", "bpd"], num_heldout=20, binarize=True)
+    grey = load_image_dataset("mnist-5k", image_size=28, channels=1, split="test", limit=20)
+    bits = binarize_heldout(torch.stack([grey[i][0] for i in range(20)]))
+    assert result["heldout_binarized"] and math.isclose(result["metrics"]["nll"],
+                                                        -model.log_likelihood(bits).mean().item(), rel_tol=1e-5)
+    assert math.isclose(result["metrics"]["bpd"], result["metrics"]["nll"] / (784 * math.log(2)), rel_tol=1e-6)
+    # vaegan evaluate reads the model's training config: binarized training -> binarized held-out digits
+    model.save_pretrained(tmp_path / "pc", training_config={"data": {"binarize": "dynamic"}})
+    assert main(["evaluate", str(tmp_path / "pc"), "--metrics", "nll", "--num-heldout", "20",
+                 "-o", str(tmp_path / "r.json")]) == 0
+    assert "binarized once (seed 0) as in the model's training" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["nll"] == pytest.approx(result["metrics"]["nll"])

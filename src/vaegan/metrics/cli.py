@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import VaeganError
 from ..files import check_output_path, write_file
 from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
 from .features import FEATURE_EXTRACTORS, check_features
@@ -28,6 +29,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"posterior samples per image for iwae_nll (default {DEFAULT_IWAE_SAMPLES})")
     parser.add_argument("--num-heldout", type=int, default=DEFAULT_NUM_HELDOUT,
                         help=f"held-out images for the likelihood metrics (default {DEFAULT_NUM_HELDOUT})")
+    parser.add_argument("--binarize", choices=("auto", "yes", "no"), default="auto",
+                        help="binarize the held-out images once (seed 0) for the likelihood and reconstruction "
+                             "metrics: auto (default) does when the model was trained with data.binarize (its "
+                             "training_config.yaml says so)")
     parser.add_argument("-o", "--output", help="also write the results to this JSON file")
     parser.add_argument("--update-card", action="store_true",
                         help="write the results into the model's card (model-index + table) and eval_results.json; "
@@ -65,6 +70,18 @@ def _push_card_update(repo_id: str, result: dict[str, Any]) -> str:
     return commit.commit_url
 
 
+def trained_on_binarized_data(model: str) -> bool:
+    """Whether the model's recorded training config (``training_config.yaml``) used ``data.binarize``."""
+    from ..training.finetune import recorded_training_config
+
+    try:
+        recorded = recorded_training_config(model) or {}
+    except (VaeganError, OSError):  # unreadable or unreachable: it says nothing about binarization
+        return False
+    data = recorded.get("data") if isinstance(recorded, dict) else None
+    return isinstance(data, dict) and data.get("binarize", "none") not in (None, "none")
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     from ..models import AutoModel
     from .card import update_card
@@ -76,9 +93,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
         check_output_path(args.output, "--output", example="eval.json")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     model = AutoModel.from_pretrained(args.model).to(args.device)
+    binarize = args.binarize == "yes" or (args.binarize == "auto" and trained_on_binarized_data(args.model))
+    if binarize:
+        print("Held-out images binarized once (seed 0)" + (" as in the model's training (data.binarize)."
+                                                            if args.binarize == "auto" else "."))
     result = evaluate(model, data=args.data, num_samples=args.num_samples, seed=args.seed, metrics=metrics,
                       features=args.features, iwae_samples=args.iwae_samples, num_heldout=args.num_heldout,
-                      progress=True)
+                      progress=True, binarize=binarize)
     result["model"] = args.model
     print(format_table(result))
     if args.output:

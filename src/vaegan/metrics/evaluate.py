@@ -104,7 +104,7 @@ def _sample_features(model, num_samples: int, seed: int, features: str, progress
 def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0,
              metrics: list[str] | None = None, features: str | None = None, *,
              iwae_samples: int = DEFAULT_IWAE_SAMPLES, num_heldout: int | None = DEFAULT_NUM_HELDOUT,
-             progress: bool = False, cache_dir: str | None = None) -> dict[str, Any]:
+             progress: bool = False, cache_dir: str | None = None, binarize: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` (a vaegan model, Hub id or folder) against the real images of ``data``.
 
     ``metrics``: names from :data:`~vaegan.metrics.METRICS` (None: every one that applies to the model's
@@ -116,8 +116,10 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     its held-out split: ``nll`` / ``bpd`` for a model with an exact likelihood, the bounds ``elbo_nll`` /
     ``iwae_nll`` for one with likelihood bounds (the VAE), with ``iwae_samples`` posterior samples per image for
     ``iwae_nll`` (the slowest metric: ``num_heldout x iwae_samples`` decoder passes; ``elbo_nll`` alone uses
-    :data:`ELBO_SAMPLES`). The same
-    arguments give the same numbers; the caller's random number generators are left as they were.
+    :data:`ELBO_SAMPLES`). ``binarize``: the held-out images are binarized once with seed 0
+    (:func:`vaegan.data.binarize_heldout`), as for a model trained with ``data.binarize``: every model is then
+    measured on the same bits. The same arguments give the same numbers; the caller's random number generators
+    are left as they were.
 
     A class-conditional model samples every class equally often (``0, 1, ..., 0, 1, ...``; 1,000 per class of the
     ten digits with the default 10,000 samples); ``class_accuracy`` is the share of samples classified as their
@@ -148,7 +150,7 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
         model.eval()
         with torch.random.fork_rng(devices=[]):  # never disturbs the caller's random streams (a training run)
             _compute(model, names, kinds, chosen, data, num_samples, seed, iwae_samples, num_heldout, progress,
-                     cache_dir, result)
+                     cache_dir, result, binarize)
     finally:
         model.train(was_training)
     return result
@@ -166,7 +168,7 @@ def _skipped_for_sampling(model, names: list[str], features: str) -> dict[str, A
 
 def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, num_samples: int, seed: int,
              iwae_samples: int, num_heldout: int | None, progress: bool, cache_dir: str | None,
-             result: dict[str, Any]) -> None:
+             result: dict[str, Any], binarize: bool = False) -> None:
     channels, size = model.image_shape[0], model.image_shape[1]
     values: dict[str, float] = {}
     if kinds & {"generation", "classifier"}:
@@ -196,6 +198,11 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
     if any(METRICS[n].heldout for n in names):
         heldout, heldout_labels = _real_labelled(data, "test", channels, size, num_heldout, cache_dir)
         result["heldout_images"] = len(heldout)
+        if binarize:
+            from ..data import binarize_heldout
+
+            heldout = binarize_heldout(heldout)
+            result["heldout_binarized"] = True
         if getattr(model, "num_classes", None) is None:
             heldout_labels = None
         if "likelihood" in kinds:

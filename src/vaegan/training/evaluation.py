@@ -108,7 +108,8 @@ class EvalHook:
             usable = resolve_metrics(None, model.capabilities(), False, features, digit_classes=digit_classes(model))
             names = [n for n in names if n in usable]
         return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
-                        cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples)
+                        cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples,
+                        binarize=self.config.data.binarize != "none")
 
     def step(self, model, step: int) -> None:
         """A cheap evaluation every ``train.eval_every`` steps: log it, keep the best model."""
