@@ -38,6 +38,7 @@ from .outputs import FINISHED_MARKER, clear_run_outputs, earlier_run_outputs
 from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
 from .tracking import JSONLinesTracker
+from .waiting import MainProcessWait
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ class Trainer:
         )
         # Each process draws its own noise (GAN latents, VAE eps); DDP copies rank 0's initial weights to all.
         set_seed(t.seed, device_specific=True)
-        with self.accelerator.main_process_first():  # one download, then the other processes read the cache
+        self.main_wait = MainProcessWait(self.accelerator)
+        with self.main_wait.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
             base_config = recorded_training_config(init_from) if init_from else None
@@ -229,7 +231,8 @@ class Trainer:
                                   "train.output_dir.")
         self.fixed_latents: torch.Tensor | None = None
         self.last_metrics: dict[str, float] = {}
-        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
+        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed,
+                                  wait=self.main_wait.wait)
 
     # ------------------------------------------------------------------ set-up helpers
     def _available_trackers(self) -> list[str]:
@@ -549,7 +552,9 @@ class Trainer:
                                         training_config=self.config.to_dict())
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
-        acc.wait_for_everyone()
+        # The main process evaluated, saved and maybe uploaded alone (no collective since on_train_end): the others
+        # wait for it in a barrier that does not time out meanwhile (see vaegan.training.waiting).
+        self.main_wait.wait()
         acc.end_training()
         return model_dir
 
