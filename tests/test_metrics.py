@@ -1,6 +1,7 @@
 """vaegan.metrics: the estimators against references and limiting cases, the shipped MNIST classifier, the
 likelihood bounds, metric selection and its errors, and the inception code path with a stand-in network."""
 
+import json
 import math
 import sys
 
@@ -414,3 +415,41 @@ def test_select_best_by_a_sample_metric_needs_a_model_that_samples_during_traini
         config(**{"class": "VAE", "prior": "gmm"})
     assert config(**{"class": "VAE"}).train.select_best_by == "fd_mnist"
     assert config(**{"class": "GAN", "clusters": 3}).train.select_best_by == "fd_mnist"  # clusters: before training
+
+
+def _metrics_beside_a_rank_that_does_not_join(rank: int, init_file: str, done: str) -> None:
+    """Process ``rank`` of two: rank 0 computes the torchmetrics-based metrics while rank 1 joins no collective
+    (as in training, where only the main process evaluates); a gather would time out after 10 s."""
+    import datetime
+    import time
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=10))
+    try:
+        if rank == 0:
+            real, fake = gaussians(60, 4, 0), gaussians(50, 4, 1, shift=1.0)
+            values = [frechet_distance(real, fake), *kernel_distance(real, fake, subsets=3, subset_size=20),
+                      *inception_score(fake, splits=2)]
+            Path(done).write_text(json.dumps(values))
+        else:
+            deadline = time.time() + 120
+            while not Path(done).exists() and time.time() < deadline:
+                time.sleep(0.1)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_metrics_on_the_main_process_do_not_gather_across_processes(tmp_path):
+    """torchmetrics syncs a metric over the process group on compute(); the trainer evaluates on one process only."""
+    import torch.multiprocessing as mp
+
+    done = tmp_path / "values.json"
+    mp.spawn(_metrics_beside_a_rank_that_does_not_join, args=(str(tmp_path / "init"), str(done)), nprocs=2)
+    real, fake = gaussians(60, 4, 0), gaussians(50, 4, 1, shift=1.0)
+    alone = [frechet_distance(real, fake), *kernel_distance(real, fake, subsets=3, subset_size=20),
+             *inception_score(fake, splits=2)]
+    assert json.loads(done.read_text()) == pytest.approx(alone)

@@ -1,6 +1,9 @@
 """The trainer's evaluation hook: train.eval_every / eval_metrics / select_best_by, and the evaluated card."""
 
+import io
 import json
+import re
+import sys
 
 import pytest
 from huggingface_hub import ModelCard
@@ -68,3 +71,42 @@ def test_gan_training_with_sample_metrics(tmp_path):
     assert final["num_samples"] == 10_000 and list(final["metrics"]) == ["fd_mnist", "confident"]
     logged = [m for m in read_metrics(tmp_path / "run") if "eval/fd_mnist" in m]
     assert len(logged) == 2 and json.loads((tmp_path / "run" / "best.json").read_text())["metric"] == "fd_mnist"
+
+
+def test_final_evaluation_sample_count_is_a_setting_defaulting_to_the_metrics_default(tmp_path):
+    from vaegan.metrics import DEFAULT_NUM_SAMPLES
+    from vaegan.training.config import TrainConfig
+
+    assert TrainConfig().final_eval_num_samples == DEFAULT_NUM_SAMPLES
+    with pytest.raises(ConfigError, match=r"'train.final_eval_num_samples' must be >= 2, got 1"):
+        tiny_config("vae", tmp_path, eval_metrics=["recon_mse"], final_eval_num_samples=1)
+
+
+def _train_with_final_evaluation(tmp_path):
+    config = tiny_config("gan", tmp_path / "run", epochs=1, max_steps=2, eval_metrics=["fd_mnist", "confident"],
+                         final_eval_num_samples=600)
+    return train(config)
+
+
+def test_the_final_evaluation_says_what_it_does_and_how_long_it_took(tmp_path, capsys):
+    model_dir = _train_with_final_evaluation(tmp_path)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Evaluating the final model"))
+    assert lines[start].startswith("Evaluating the final model: 600 samples, metrics fd_mnist, confident (")
+    assert re.fullmatch(r"Evaluated in \d+ s\.", lines[start + 1])
+    assert start + 1 < next(i for i, line in enumerate(lines) if line.startswith("Model written to"))
+    assert "sampling" not in err  # not a terminal: no progress bar in the log
+    assert read_eval_results(model_dir)["num_samples"] == 600
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_final_evaluation_shows_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    _train_with_final_evaluation(tmp_path)
+    assert re.search(r"\d+/600 \[.*img/s\]", terminal.getvalue())  # the sampling bar

@@ -5,7 +5,9 @@
 * Improved precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020), which
   torchmetrics does not have: k-nearest-neighbour balls in feature space, written here.
 
-All functions take feature matrices ``(N, D)``; random subsets (KID, IS) come from ``seed``.
+All functions take feature matrices ``(N, D)``; random subsets (KID, IS) come from ``seed``. They compute on this
+process's features only: a torchmetrics metric would otherwise gather its state from every process of an initialised
+``torch.distributed`` group on ``compute()``, and the trainer evaluates on the main process alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 from torch import nn
 
 _CHUNK = 1024
+#: Local metrics: no ``torch.distributed`` collective on ``compute()`` (see the module docstring).
+_LOCAL = {"sync_on_compute": False, "dist_sync_on_step": False}
 
 
 class _Precomputed(nn.Module):
@@ -42,7 +46,7 @@ def _torchmetrics(module: str, name: str):
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (FID when they are Inception features)."""
-    metric = _torchmetrics("fid", "FrechetInceptionDistance")(feature=_Precomputed(real.shape[1]))
+    metric = _torchmetrics("fid", "FrechetInceptionDistance")(feature=_Precomputed(real.shape[1]), **_LOCAL)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -55,7 +59,7 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, *, subsets: int = 10
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         metric = _torchmetrics("kid", "KernelInceptionDistance")(feature=_Precomputed(real.shape[1]),
-                                                                 subsets=subsets, subset_size=size)
+                                                                 subsets=subsets, subset_size=size, **_LOCAL)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):
@@ -68,7 +72,8 @@ def inception_score(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) ->
     """``exp(E_x KL(p(y|x) || p(y)))`` from classifier logits; mean and std over ``splits`` random splits."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = _torchmetrics("inception", "InceptionScore")(feature=_Precomputed(logits.shape[1]), splits=splits)
+        metric = _torchmetrics("inception", "InceptionScore")(feature=_Precomputed(logits.shape[1]), splits=splits,
+                                                              **_LOCAL)
     metric.update(logits.double())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -127,6 +127,9 @@ class TrainConfig:
     #: Metric names (null: every one that applies to the model and the data).
     eval_metrics: list[str] | None = None
     eval_num_samples: int = 2000
+    #: Samples of the final evaluation, the one in the model card (vaegan.metrics.DEFAULT_NUM_SAMPLES). Fewer are
+    #: quicker but make noisier numbers that do not compare with cards evaluated on 10,000.
+    final_eval_num_samples: int = 10_000
     #: A metric of the periodic evaluations; the saved model is the one where it was best (lower or higher,
     #: as the metric defines), kept in ``OUTPUT/best_model``.
     select_best_by: str | None = None

@@ -1,9 +1,10 @@
 """The trainer's evaluation hook: periodic cheap evaluations, the best model by a metric, the final evaluation.
 
 Configured by ``train.eval_every``, ``train.eval_metrics``, ``train.eval_num_samples`` and ``train.select_best_by``
-(see :class:`~vaegan.training.config.TrainConfig`). Evaluations run on the main process; the numbers go to the
-trackers as ``eval/<metric>``; the final one (``vaegan.metrics.DEFAULT_NUM_SAMPLES`` samples) goes into the model
-card and ``eval_results.json``.
+(see :class:`~vaegan.training.config.TrainConfig`). Evaluations run on the main process alone (the metrics do no
+``torch.distributed`` collective) while the other processes wait; the numbers go to the trackers as
+``eval/<metric>``; the final one (``train.final_eval_num_samples`` samples, by default
+``vaegan.metrics.DEFAULT_NUM_SAMPLES``) goes into the model card and ``eval_results.json``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,9 @@ def validate_eval_config(config) -> None:
     t = config.train
     if t.eval_every < 0:
         raise ConfigError(f"'train.eval_every' must be >= 0 (0: no evaluation during training), got {t.eval_every}.")
-    if t.eval_num_samples < 2:
-        raise ConfigError(f"'train.eval_num_samples' must be >= 2, got {t.eval_num_samples}.")
+    for key in ("eval_num_samples", "final_eval_num_samples"):
+        if getattr(t, key) < 2:
+            raise ConfigError(f"'train.{key}' must be >= 2, got {getattr(t, key)}.")
     cls = config.model_class
     capabilities = cls.capabilities()
     features = default_features(config.data.source, t.eval_metrics)
@@ -78,8 +83,10 @@ def _samples_during_training(config) -> bool:
 class EvalHook:
     """Runs the evaluations of one training run (call :meth:`step` after each optimisation step)."""
 
-    def __init__(self, config, output_dir: Path, accelerator, *, resumed: bool = False):
+    def __init__(self, config, output_dir: Path, accelerator, *, resumed: bool = False,
+                 wait: Callable[[], None] | None = None):
         self.config, self.output_dir, self.accelerator = config, Path(output_dir), accelerator
+        self.wait = wait or accelerator.wait_for_everyone  # the others wait while the main process evaluates
         t = config.train
         self.enabled = t.eval_every > 0 or t.eval_metrics is not None
         self.best: dict[str, Any] | None = None
@@ -95,21 +102,25 @@ class EvalHook:
         if model_dir.is_dir():
             shutil.rmtree(model_dir)
 
-    def _evaluate(self, model, num_samples: int, iwae_samples: int) -> dict[str, Any]:
-        from ..metrics import evaluate
+    def _metric_names(self, model) -> list[str]:
+        """``train.eval_metrics`` (null: all that apply), less those that do not apply yet (an AE before its prior
+        is fitted cannot sample)."""
+        from ..metrics.evaluate import default_features, digit_classes
         from ..metrics.registry import resolve_metrics
 
-        t = self.config.train
-        names = t.eval_metrics
-        if names is not None and not model.can_sample:  # an AE before its prior is fitted: what applies now
-            from ..metrics.evaluate import default_features, digit_classes
+        requested = self.config.train.eval_metrics
+        usable = resolve_metrics(None, model.capabilities(), model.can_sample,
+                                 default_features(self.config.data.source, requested),
+                                 digit_classes=digit_classes(model))
+        return usable if requested is None else [n for n in requested if n in usable]
 
-            features = default_features(self.config.data.source, names)
-            usable = resolve_metrics(None, model.capabilities(), False, features, digit_classes=digit_classes(model))
-            names = [n for n in names if n in usable]
-        return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=t.seed, metrics=names,
-                        cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples,
-                        binarize=self.config.data.binarize != "none")
+    def _evaluate(self, model, num_samples: int, iwae_samples: int, names: list[str],
+                  progress: bool = False) -> dict[str, Any]:
+        from ..metrics import evaluate
+
+        return evaluate(model, data=self.config.data.source, num_samples=num_samples, seed=self.config.train.seed,
+                        metrics=names, cache_dir=self.config.data.cache_dir, iwae_samples=iwae_samples,
+                        progress=progress, binarize=self.config.data.binarize != "none")
 
     def step(self, model, step: int) -> None:
         """A cheap evaluation every ``train.eval_every`` steps: log it, keep the best model."""
@@ -117,10 +128,10 @@ class EvalHook:
         if not t.eval_every or step % t.eval_every:
             return
         if acc.is_main_process:
-            result = self._evaluate(model, t.eval_num_samples, PERIODIC_IWAE_SAMPLES)
+            result = self._evaluate(model, t.eval_num_samples, PERIODIC_IWAE_SAMPLES, self._metric_names(model))
             acc.log({f"eval/{k}": v for k, v in result["metrics"].items()}, step=step)
             self._keep_if_best(model, step, result["metrics"])
-        acc.wait_for_everyone()
+        self.wait()
 
     def _keep_if_best(self, model, step: int, metrics: dict[str, float]) -> None:
         from ..metrics.registry import METRICS
@@ -153,10 +164,15 @@ class EvalHook:
         """The full evaluation for the model card (main process), or None when evaluation is not configured."""
         if not self.enabled or not self.accelerator.is_main_process:
             return None
-        from ..metrics import DEFAULT_NUM_SAMPLES
         from ..metrics.evaluate import DEFAULT_IWAE_SAMPLES
 
-        result = self._evaluate(model, DEFAULT_NUM_SAMPLES, DEFAULT_IWAE_SAMPLES)
+        num_samples, names = self.config.train.final_eval_num_samples, self._metric_names(model)
+        print(f"Evaluating the final model: {num_samples:,} samples, metrics {', '.join(names)} (the model card's "
+              "numbers; this can take minutes)", flush=True)
+        started = time.time()
+        # A live bar on a terminal, as for training (vaegan.training.progress); nothing more in a log.
+        result = self._evaluate(model, num_samples, DEFAULT_IWAE_SAMPLES, names, progress=sys.stderr.isatty())
+        print(f"Evaluated in {time.time() - started:.0f} s.", flush=True)
         result.pop("model", None)
         self.accelerator.log({f"final/{k}": v for k, v in result["metrics"].items()})
         return result

@@ -61,6 +61,7 @@ from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
 from .stages import Stage, check_resumed_stage, check_stage_name, epoch_limit, plan_stages, stage_at
 from .tracking import JSONLinesTracker
+from .waiting import MainProcessWait
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,8 @@ class Trainer:
         )
         # Each process draws its own noise (GAN latents, VAE eps); DDP copies rank 0's initial weights to all.
         set_seed(t.seed, device_specific=True)
-        with self.accelerator.main_process_first():  # one download, then the other processes read the cache
+        self.main_wait = MainProcessWait(self.accelerator)
+        with self.main_wait.main_process_first():  # one download, then the other processes read the cache
             self.model = build_model(config, init_from)
             self.train_set, self.heldout_set = self._datasets()
             base_config = recorded_training_config(init_from) if init_from else None
@@ -253,7 +255,8 @@ class Trainer:
                                   "retrain with --overwrite (removes only what vaegan wrote there), or choose another "
                                   "train.output_dir.")
         self.last_metrics: dict[str, float] = {}
-        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed)
+        self.eval_hook = EvalHook(config, self.output_dir, self.accelerator, resumed=self.resumed,
+                                  wait=self.main_wait.wait)
 
     # ------------------------------------------------------------------ set-up helpers
     def _load_checkpoint(self, path: Path) -> None:
@@ -644,7 +647,9 @@ class Trainer:
                                         training_config=self.config.shareable_dict())
                 self._print(f"Pushed to {url}")
             self._print(f"Model written to {model_dir} ({summary['metrics']})")
-        acc.wait_for_everyone()
+        # The main process evaluated, saved and maybe uploaded alone (no collective since on_train_end): the others
+        # wait for it in a barrier that does not time out meanwhile (see vaegan.training.waiting).
+        self.main_wait.wait()
         acc.end_training()
         return model_dir
 
