@@ -18,11 +18,10 @@ import is reported (a warning, then :class:`~vaegan.PluginError` when its pipeli
 from __future__ import annotations
 
 import importlib
-import warnings
 from importlib.metadata import EntryPoint, entry_points
 
 from .errors import ConfigError
-from .models.registry import PluginError
+from .models.registry import PluginError, record_plugin_error
 from .models.validation import closest
 
 ENTRY_POINT_GROUP = "vaegan.pipelines"
@@ -65,12 +64,6 @@ def _expose_to_diffusers(name: str, cls: type) -> None:
         setattr(diffusers, name, cls)
 
 
-def _describe(entry: EntryPoint) -> str:
-    dist = getattr(entry, "dist", None)
-    package = f" of package {dist.name} {dist.version}" if dist is not None else ""
-    return f"entry point '{entry.name} = {entry.value}'{package} (group '{ENTRY_POINT_GROUP}')"
-
-
 def _entry_points() -> list[EntryPoint]:
     global _entries
     if _entries is None:
@@ -85,12 +78,7 @@ def _load_plugin(entry: EntryPoint) -> None:
             raise TypeError(f"it names {cls!r}, which is not a vaegan GenerativePipeline subclass")
         register_pipeline(cls)
     except Exception as err:  # noqa: BLE001 - any failure of third-party code is reported, never fatal here
-        error = PluginError(f"The vaegan pipeline plugin {_describe(entry)} could not be loaded: "
-                            f"{type(err).__name__}: {err}. Fix or uninstall that package.")
-        error.__cause__ = err
-        for key in (entry.name, entry.value.rpartition(":")[2].strip()):
-            _PLUGIN_ERRORS[key] = error
-        warnings.warn(str(error), RuntimeWarning, stacklevel=4)
+        record_plugin_error(entry, "pipeline plugin", err, _PLUGIN_ERRORS)
 
 
 def _load_plugins() -> None:

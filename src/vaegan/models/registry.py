@@ -60,10 +60,22 @@ def registered_class(name: str) -> type | None:
     return _REGISTRY.get(name)
 
 
-def _describe(entry: EntryPoint) -> str:
+def describe_entry_point(entry: EntryPoint) -> str:
+    """``entry point 'NAME = module:Class' of package P 1.0 (group 'G')`` for messages."""
     dist = getattr(entry, "dist", None)
     package = f" of package {dist.name} {dist.version}" if dist is not None else ""
-    return f"entry point '{entry.name} = {entry.value}'{package} (group '{ENTRY_POINT_GROUP}')"
+    return f"entry point '{entry.name} = {entry.value}'{package} (group '{entry.group}')"
+
+
+def record_plugin_error(entry: EntryPoint, what: str, err: Exception, errors: dict[str, PluginError]) -> None:
+    """Warn that the plugin ``entry`` (a vaegan ``what``) failed to load, and keep the error under its entry-point
+    and class names in ``errors`` (raised when the class is looked up)."""
+    error = PluginError(f"The vaegan {what} {describe_entry_point(entry)} could not be loaded: {type(err).__name__}: "
+                        f"{err}. Fix or uninstall that package.")
+    error.__cause__ = err
+    for key in (entry.name, entry.value.rpartition(":")[2].strip()):
+        errors[key] = error
+    warnings.warn(str(error), RuntimeWarning, stacklevel=5)
 
 
 def _load_plugin(entry: EntryPoint) -> None:
@@ -72,17 +84,12 @@ def _load_plugin(entry: EntryPoint) -> None:
         if not is_model_class(cls):
             raise TypeError(f"it names {cls!r}, which is not a vaegan GenerativeModel subclass")
     except Exception as err:  # noqa: BLE001 - any failure of third-party code is reported, never fatal here
-        error = PluginError(f"The vaegan plugin {_describe(entry)} could not be loaded: {type(err).__name__}: "
-                            f"{err}. Fix or uninstall that package.")
-        error.__cause__ = err
-        for key in (entry.name, entry.value.rpartition(":")[2].strip()):
-            _PLUGIN_ERRORS[key] = error
-        warnings.warn(str(error), RuntimeWarning, stacklevel=4)
+        record_plugin_error(entry, "plugin", err, _PLUGIN_ERRORS)
         return
     current = _REGISTRY.get(cls.__name__)
     if current is not None and current is not cls:  # a plugin never replaces a class registered before it
-        warnings.warn(f"Ignoring the vaegan plugin {_describe(entry)}: the name {cls.__name__!r} is already taken "
-                      f"by {current.__module__}.{current.__qualname__}.", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"Ignoring the vaegan plugin {describe_entry_point(entry)}: the name {cls.__name__!r} is "
+                      f"already taken by {current.__module__}.{current.__qualname__}.", RuntimeWarning, stacklevel=4)
         return
     _REGISTRY[cls.__name__] = cls
     _PLUGIN_CLASSES[cls.__name__] = cls
