@@ -210,6 +210,28 @@ def test_failing_end_of_run_figures_of_a_latent_model_are_warnings(tmp_path, cap
     assert all("ValueError: no figure today)" in w and "second line" not in w for w in warnings)
 
 
+def test_a_failing_final_evaluation_keeps_the_saved_model(tmp_path, caplog, monkeypatch):
+    import vaegan.metrics
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("metrics broke\nmore")
+
+    monkeypatch.setattr(vaegan.metrics, "evaluate", broken)
+    with caplog.at_level(logging.WARNING, logger="vaegan.training.trainer"):
+        model_dir = train(tiny_config("vae", tmp_path, epochs=1, max_steps=2, eval_metrics=["recon_mse"]))
+    assert AutoModel.from_pretrained(model_dir).latent_dim == 2  # saved before the evaluation ran
+    assert "evaluation" not in json.loads((tmp_path / "training_summary.json").read_text())
+    [warning] = _trainer_warnings(caplog)
+    assert warning.startswith("The final evaluation failed (RuntimeError: metrics broke); the model is saved in")
+    assert "--update-card" in warning
+
+
+def test_the_final_evaluation_goes_into_the_saved_card(tmp_path):
+    model_dir = train(tiny_config("vae", tmp_path, epochs=1, max_steps=2, eval_metrics=["recon_mse"]))
+    assert "recon_mse" in (model_dir / "README.md").read_text()
+    assert "recon_mse" in json.loads((tmp_path / "training_summary.json").read_text())["evaluation"]["metrics"]
+
+
 # ---------------------------------------------------------------------------------------------- stages
 def _checkpoint_weights(checkpoint: Path, prefix: str) -> dict[str, torch.Tensor]:
     return {k.split("model.", 1)[1]: v for k, v in load_file(checkpoint / "model.safetensors").items()

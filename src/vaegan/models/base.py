@@ -82,7 +82,8 @@ CAPABILITIES: Mapping[str, str] = {
     "completion": "complete",
 }
 #: Protocol methods that take ``class_labels=None``; a plugin's older signature without it is adapted.
-_LABELLED_METHODS = ("compute_loss", "decode_latents", "encode_images", "sample", "log_likelihood", "reconstruct")
+_LABELLED_METHODS = ("compute_loss", "decode_latents", "encode_images", "sample", "log_likelihood", "likelihood_bounds",
+                     "complete", "reconstruct")
 
 
 def _takes_class_labels(method: Callable) -> bool:

@@ -631,12 +631,15 @@ class Trainer:
             summary = self._summary(seconds)
             if best:
                 summary["selected_by"] = f"{best['metric']} = {best['value']:.6g} at step {best['step']}"
-            evaluation = self.eval_hook.final(model)
-            if evaluation:
-                summary["evaluation"] = evaluation
-            with writing(model_dir):
+            with writing(model_dir):  # the trained model is safe on disk before anything else can go wrong
                 model.save_pretrained(model_dir, training_summary=summary,
                                       training_config=self.config.shareable_dict())
+            evaluation = self._final_evaluation(model, model_dir)
+            if evaluation:  # the card again, now with the evaluation (model-index)
+                summary["evaluation"] = evaluation
+                with writing(model_dir):
+                    model.save_pretrained(model_dir, training_summary=summary,
+                                          training_config=self.config.shareable_dict())
             self._write_figures(model, model_dir)
             text = json.dumps(summary, indent=2)
             for folder in (model_dir, self.output_dir):  # in model/ too, for a later `vaegan push`; the marker last
@@ -652,6 +655,18 @@ class Trainer:
         self.main_wait.wait()
         acc.end_training()
         return model_dir
+
+    def _final_evaluation(self, model: GenerativeModel, model_dir: Path) -> dict[str, Any] | None:
+        """The model card's evaluation (``train.eval_metrics``); a failure is one warning line, the model is saved."""
+        try:
+            return self.eval_hook.final(model)
+        except DiskFullError:
+            raise
+        except Exception as err:  # noqa: BLE001 - metrics of any family; the saved model must not be lost to them
+            reason = (str(err).strip().splitlines() or [""])[0]
+            logger.warning("The final evaluation failed (%s: %s); the model is saved in %s without it: `vaegan "
+                           "evaluate %s --update-card` adds it.", type(err).__name__, reason, model_dir, model_dir)
+            return None
 
     def _write_figures(self, model: GenerativeModel, model_dir: Path) -> None:
         """``samples.png`` and, for a model with a latent space, ``interpolation.png`` / ``.gif``. The model is
