@@ -36,7 +36,7 @@ def bare_loop(config, dataset, steps: int, warmup: int, device: torch.device) ->
     torch.manual_seed(config.train.seed)
     model = config.model_class(**config.model_kwargs).to(device).train()
     phases = model.training_phases
-    optimizers = {p: make_optimizer(config, p, model.phase_parameters(p)) for p in phases}
+    optimizers = {p: make_optimizer(config.train, p, model.phase_parameters(p)) for p in phases}
     params = {p: {id(q) for q in model.phase_parameters(p)} for p in phases}
     workers = config.data.num_workers  # null: what the trainer picks (none for mnist-5k, else one per free core)
     if workers is None:

@@ -32,7 +32,7 @@ from vaegan.training.config import config_from_dict, load_config
 
 
 @register_model
-class PixelBernoulli(GenerativeModel):
+class CoinPixels(GenerativeModel):
     """A latent-free family: one learned logit per pixel, images drawn pixel by pixel. Only the required methods."""
 
     family = "pixel-bernoulli"
@@ -52,7 +52,7 @@ class PixelBernoulli(GenerativeModel):
 
 
 @register_model
-class BrokenAfterTraining(PixelBernoulli):
+class BrokenAfterTraining(CoinPixels):
     """Samples during training; its sampling breaks in ``on_train_end`` (after it, the model is saved)."""
 
     def on_train_end(self, batches):
@@ -65,7 +65,7 @@ class BrokenAfterTraining(PixelBernoulli):
 
 
 @register_model
-class SamplesAfterTraining(PixelBernoulli):
+class SamplesAfterTraining(CoinPixels):
     """Cannot sample (nor reconstruct) before ``on_train_end``: no previews, but a final samples.png."""
 
     @property
@@ -149,14 +149,14 @@ TWO_STAGES = {"autoencoder": {"max_steps": 2}, "prior": {"max_steps": 3, "learni
 
 # ---------------------------------------------------------------------------------------------- latent-free family
 def test_a_latent_free_family_trains_end_to_end(tmp_path, capsys):
-    model_dir = train(_config("PixelBernoulli", tmp_path, epochs=2, max_steps=None, learning_rate=1e-12))
+    model_dir = train(_config("CoinPixels", tmp_path, epochs=2, max_steps=None, learning_rate=1e-12))
     assert (model_dir / "config.json").is_file() and (tmp_path / "training_summary.json").is_file()
     assert (tmp_path / "samples.png").is_file()
     assert not (tmp_path / "interpolation.png").exists() and not (tmp_path / "interpolation.gif").exists()
-    assert "No interpolation: PixelBernoulli has no latent space." in capsys.readouterr().out
+    assert "No interpolation: CoinPixels has no latent space." in capsys.readouterr().out
     assert all("stage" not in line for line in read_metrics(tmp_path))  # one stage: the log is as it always was
     model = AutoModel.from_pretrained(model_dir)
-    assert type(model) is PixelBernoulli
+    assert type(model) is CoinPixels
     # Previews are model.sample with the run's seed: the same draw at every epoch (lr ~ 0 keeps the logits).
     first, second = (Image.open(tmp_path / "samples" / f"epoch_00{i}.png") for i in (1, 2))
     assert first.tobytes() == second.tobytes()
@@ -165,8 +165,8 @@ def test_a_latent_free_family_trains_end_to_end(tmp_path, capsys):
 
 
 def test_interpolation_needs_a_latent_space():
-    with pytest.raises(NotImplementedError, match="PixelBernoulli has no latent space"):
-        interpolation_frames(PixelBernoulli(image_size=8), steps=3)
+    with pytest.raises(NotImplementedError, match="CoinPixels has no latent space"):
+        interpolation_frames(CoinPixels(image_size=8), steps=3)
 
 
 def test_a_model_that_cannot_sample_yet_gets_no_preview_but_a_final_grid(tmp_path):
@@ -305,7 +305,7 @@ def test_resume_refuses_other_stage_lengths_and_another_stage_option(tmp_path):
 
 def test_checkpoints_from_before_stages_resume(tmp_path):
     """A trainer_state.json without stage fields (written before stages existed) still resumes."""
-    train(_config("PixelBernoulli", tmp_path, max_steps=2, checkpoint_every=2))
+    train(_config("CoinPixels", tmp_path, max_steps=2, checkpoint_every=2))
     reset_accelerate_state()
     [checkpoint] = list_checkpoints(tmp_path)
     state = json.loads((checkpoint / "trainer_state.json").read_text())
@@ -313,7 +313,7 @@ def test_checkpoints_from_before_stages_resume(tmp_path):
     (checkpoint / "trainer_state.json").write_text(json.dumps({k: state[k] for k in ("step", "epoch",
                                                                                       "batches_in_epoch")}))
     write_manifest(checkpoint)
-    trainer = Trainer(_config("PixelBernoulli", tmp_path, max_steps=3, checkpoint_every=2), resume="latest")
+    trainer = Trainer(_config("CoinPixels", tmp_path, max_steps=3, checkpoint_every=2), resume="latest")
     assert trainer.state.step == 2
     trainer.train()
     assert trainer.state.step == 3
