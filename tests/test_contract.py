@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from model_helpers import TINY_CONFIGS, tiny_kwargs
 
-from vaegan import AE, GAN, VAE
+from vaegan import AE, GAN, VAE, PixelCNN
 from vaegan.models.registry import get_model_class, registered_class
 from vaegan.testing import GenerativeModelContract, registered
 
@@ -69,6 +69,21 @@ class TestMLPGAN(GenerativeModelContract):
 class TestConditionalACGAN(GenerativeModelContract):
     model_class = GAN
     tiny_config = tiny_kwargs("gan-acgan")
+
+
+class TestPixelCNN(GenerativeModelContract):
+    model_class = PixelCNN
+    tiny_config = {"image_size": 8, "channels": 8, "num_layers": 2, "head_channels": 8}
+    invalid_configs = [({"kernel_size": 4}, "kernel_size"), ({"output": "gaussian"}, "output")]
+
+    def example_images(self, model, n=None, seed=0):  # a bernoulli PixelCNN's likelihood is of binary images
+        return (super().example_images(model, n, seed) > 0.5).to(model.dtype)
+
+
+class TestConditionalCategoricalPixelCNN(GenerativeModelContract):
+    model_class = PixelCNN
+    tiny_config = {"image_size": 6, "channels": 8, "num_layers": 2, "head_channels": 8, "output": "categorical",
+                   "num_classes": 10, "class_names": NAMES}
 
 
 class TestPluginTinyAE(GenerativeModelContract):
