@@ -32,8 +32,13 @@ def lacking(name: str, model: GenerativeModel, capability: str, use: str, instea
     """Why ``name``'s model cannot ``use`` for want of ``capability`` (``instead``: what to do), None if it has it."""
     if model.supports(capability):
         return None
-    return (f"{name} is a {type(model).__name__}, which has no {LACKING[capability]}, so it cannot {use}. Choose a "
-            f"model with {'an' if LACKING[capability][0] in 'aeiou' else 'a'} {LACKING[capability]}{instead}.")
+    cls, missing = type(model).__name__, LACKING[capability]
+    return (f"{name} is {_article(cls)} {cls}, which has no {missing}, so it cannot {use}. Choose a model with "
+            f"{_article(missing)} {missing}{instead}.")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 class DemoTab:
