@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 from training_utils import reset_accelerate_state
@@ -75,15 +76,20 @@ def test_latest_skips_checkpoints_with_deleted_files(run, victim, caplog):
     assert f"missing: {victim}" in caplog.text and "missing: model.safetensors" in caplog.text
 
 
-def test_resume_latest_continues_from_the_previous_good_checkpoint(run):
-    _truncate(_step(run, 6) / "optimizer.bin")
+def _resume_latest_and_finish(run: Path, resumed_at: int) -> None:
+    """``--resume latest`` starts at step ``resumed_at`` and trains the run to its end (8 steps)."""
     try:
         trainer = Trainer(_config(run, max_steps=8), resume="latest")
-        assert trainer.state.step == 4
+        assert trainer.state.step == resumed_at
         trainer.train()
     finally:
         reset_accelerate_state()
     assert trainer.state.step == 8 and (run / "model" / "config.json").is_file()
+
+
+def test_resume_latest_continues_from_the_previous_good_checkpoint(run):
+    _truncate(_step(run, 6) / "optimizer.bin")
+    _resume_latest_and_finish(run, resumed_at=4)
 
 
 def test_resume_path_to_a_damaged_checkpoint_is_a_clear_error(run):
@@ -206,13 +212,7 @@ def test_manifests_record_a_digest_of_every_file(run):
 def test_sizes_only_manifests_of_the_previous_release_still_resume(run):
     _sizes_only_manifests(run)
     assert checkpoint_problem(_step(run, 6)) is None
-    try:
-        trainer = Trainer(_config(run, max_steps=8), resume="latest")
-        assert trainer.state.step == 6
-        trainer.train()
-    finally:
-        reset_accelerate_state()
-    assert trainer.state.step == 8 and (run / "model" / "config.json").is_file()
+    _resume_latest_and_finish(run, resumed_at=6)
 
 
 def test_random_states_that_cannot_be_restored_are_an_error(run):
