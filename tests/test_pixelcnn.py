@@ -26,7 +26,8 @@ def tiny(**overrides) -> PixelCNN:
 
 
 @pytest.mark.parametrize("options", [{}, {"output": "categorical", "in_channels": 3}, {"kernel_size": 5},
-                                     {"num_classes": 3}])
+                                     {"num_classes": 3}, {"dilations": [1, 2, 3]},
+                                     {"kernel_size": 5, "dilations": [1, 4, 2]}])
 def test_each_pixel_depends_only_on_the_pixels_before_it(options):
     model = tiny(**options)
     labels = torch.tensor([1]) if "num_classes" in options else None
@@ -42,8 +43,9 @@ def test_each_pixel_depends_only_on_the_pixels_before_it(options):
             assert {position - 1, position - w, position - w + 1} <= set(seen) or j == w - 1
 
 
-def test_log_likelihood_is_a_normalised_density_over_all_binary_images():
-    model = tiny(image_size=3, num_layers=2)
+@pytest.mark.parametrize("dilations", [None, [1, 2]])
+def test_log_likelihood_is_a_normalised_density_over_all_binary_images(dilations):
+    model = tiny(image_size=3, num_layers=2, dilations=dilations)
     every = torch.tensor([[int(b) for b in f"{n:09b}"] for n in range(2**9)], dtype=torch.float32).view(-1, 1, 3, 3)
     total = torch.logsumexp(model.log_likelihood(every).double(), 0)
     assert abs(float(total)) < 1e-5  # sum over all 512 images of p(x) is 1
@@ -68,7 +70,8 @@ def test_bernoulli_likelihood_refuses_grey_images_and_wrong_shapes():
         model.log_likelihood(torch.zeros(1, 1, 8, 8))
 
 
-@pytest.mark.parametrize("options", [{}, {"output": "categorical", "in_channels": 2}, {"num_classes": 4}])
+@pytest.mark.parametrize("options", [{}, {"output": "categorical", "in_channels": 2}, {"num_classes": 4},
+                                     {"dilations": [1, 2, 4]}])
 def test_cached_sampler_draws_the_textbook_loops_images(options):
     model = tiny(**options)
     labels = [0, 3, 1] if "num_classes" in options else None
@@ -79,8 +82,9 @@ def test_cached_sampler_draws_the_textbook_loops_images(options):
     assert not torch.equal(fast, model.sample(3, generator=seed(6), class_labels=labels))
 
 
-def test_cached_pass_gives_the_full_networks_logits():
-    model = tiny(output="categorical", in_channels=2, num_classes=2, kernel_size=5)
+@pytest.mark.parametrize("dilations", [None, [1, 3, 2]])
+def test_cached_pass_gives_the_full_networks_logits(dilations):
+    model = tiny(output="categorical", in_channels=2, num_classes=2, kernel_size=5, dilations=dilations)
     x = torch.rand(2, 2, 7, 7, generator=seed(0)) * 2 - 1
     labels = torch.tensor([0, 1])
     full = model.net(x, labels)
@@ -176,6 +180,10 @@ def test_save_and_load_give_the_same_density_and_samples(tmp_path):
     ({"num_layers": 0}, "num_layers"),
     ({"channels": 10**6}, "channels"),
     ({"class_names": ["a", "b"]}, "num_classes"),
+    ({"num_layers": 2, "dilations": [1, 2, 4]}, r"one entry per layer \(2"),
+    ({"num_layers": 2, "dilations": [2, 1]}, "first layer's dilation must be 1"),
+    ({"num_layers": 2, "dilations": [1, 0]}, "every dilation"),
+    ({"num_layers": 2, "dilations": "1,2"}, "dilations must be a list"),
 ])
 def test_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -8,7 +8,9 @@ Two stacks of gated convolutions read the image without a blind spot:
   is shifted right one column (mask "A": the current pixel itself is not seen), later layers include it (mask
   "B") and are residual.
 
-Every layer is gated, ``tanh(a) * sigmoid(b)``, with a learned per-class bias in both stacks when the model is
+A layer with dilation ``d`` spaces its taps ``d`` pixels apart (rows and columns; the first layer has ``d = 1``), so a
+few dilated layers see the whole digit above the current row, as dilated convolutions do in WaveNet. Every layer
+is gated, ``tanh(a) * sigmoid(b)``, with a learned per-class bias in both stacks when the model is
 class-conditional. The channels of one pixel are predicted together from the pixels before it (no order within
 a pixel), so a pixel is one autoregressive step whatever the channel count.
 
@@ -34,12 +36,15 @@ def gate(pre: torch.Tensor) -> torch.Tensor:
 class GatedLayer(nn.Module):
     """One gated layer of both stacks; the first one (``first=True``) reads the image and masks the current pixel."""
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, first: bool, num_classes: int | None):
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, first: bool, num_classes: int | None,
+                 dilation: int = 1):
         super().__init__()
-        self.half, self.first = kernel_size // 2, first
-        self.vertical = nn.Conv2d(in_channels, 2 * channels, (self.half + 1, kernel_size))
+        self.half, self.first, self.dilation = kernel_size // 2, first, dilation
+        self.reach = dilation * self.half  # rows above / columns beside the current pixel that a tap reaches
+        self.vertical = nn.Conv2d(in_channels, 2 * channels, (self.half + 1, kernel_size), dilation=dilation)
         # The first horizontal convolution sees the `half` pixels left of the current one, later ones `half + 1`.
-        self.horizontal = nn.Conv2d(in_channels, 2 * channels, (1, self.half if first else self.half + 1))
+        self.horizontal = nn.Conv2d(in_channels, 2 * channels, (1, self.half if first else self.half + 1),
+                                    dilation=dilation)
         self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.horizontal_out = None if first else nn.Conv2d(channels, channels, 1)
         self.class_bias = nn.Embedding(num_classes, 4 * channels) if num_classes else None
@@ -52,8 +57,8 @@ class GatedLayer(nn.Module):
         return vertical, horizontal
 
     def vertical_pre(self, rows: torch.Tensor) -> torch.Tensor:
-        """Pre-activation of the vertical stack for inputs whose top ``half`` rows are the context (zero-padded)."""
-        return self.vertical(F.pad(rows, (self.half, self.half, 0, 0)))
+        """Pre-activation of the vertical stack for inputs whose top ``reach`` rows are the context (zero-padded)."""
+        return self.vertical(F.pad(rows, (self.reach, self.reach, 0, 0)))
 
     def horizontal_pre(self, columns: torch.Tensor) -> torch.Tensor:
         """Pre-activation of the horizontal stack for inputs whose left columns are the context (zero-padded)."""
@@ -62,12 +67,12 @@ class GatedLayer(nn.Module):
     def forward(self, v: torch.Tensor, h: torch.Tensor, class_labels: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         v_bias, h_bias = self.biases(class_labels)
-        v_pre = self.vertical_pre(F.pad(v, (0, 0, self.half, 0)))
+        v_pre = self.vertical_pre(F.pad(v, (0, 0, self.reach, 0)))
         shifted = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # row r sees the vertical stack of rows < r
-        if self.first:  # mask A: columns j - half .. j - 1
+        if self.first:  # mask A: columns j - half .. j - 1 (dilation 1)
             columns = F.pad(h, (self.half, 0))[:, :, :, :-1]
-        else:  # mask B: columns j - half .. j
-            columns = F.pad(h, (self.half, 0))
+        else:  # mask B: columns j - reach .. j, every `dilation`-th
+            columns = F.pad(h, (self.reach, 0))
         h_pre = self.horizontal_pre(columns) + self.vertical_to_horizontal(shifted) + h_bias
         v_out, h_gated = gate(v_pre + v_bias), gate(h_pre)
         return v_out, (h_gated if self.first else h + self.horizontal_out(h_gated))
@@ -77,10 +82,11 @@ class GatedPixelCNNNet(nn.Module):
     """Images ``(B, C, H, W)`` scaled to [-1, 1] -> logits ``(B, C * levels, H, W)``, each from the pixels before."""
 
     def __init__(self, in_channels: int, channels: int, num_layers: int, kernel_size: int, levels: int,
-                 head_channels: int, num_classes: int | None):
+                 head_channels: int, num_classes: int | None, dilations: list[int] | None = None):
         super().__init__()
+        dilations = dilations or [1] * num_layers
         self.layers = nn.ModuleList(
-            GatedLayer(in_channels if i == 0 else channels, channels, kernel_size, i == 0, num_classes)
+            GatedLayer(in_channels if i == 0 else channels, channels, kernel_size, i == 0, num_classes, dilations[i])
             for i in range(num_layers)
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, head_channels, 1), nn.ReLU(),
@@ -126,7 +132,7 @@ class CachedPass:
             if i == 0:  # nothing above the first row
                 shifted = v.new_zeros(v.shape[0], 2 * v.shape[1], 1, v.shape[3])
             else:
-                top = i - 1 - layer.half
+                top = i - 1 - layer.reach
                 rows = below[:, :, max(top, 0):i]
                 rows = F.pad(rows, (0, 0, max(-top, 0), 0))
                 shifted = layer.vertical_pre(rows)  # (B, 2C, 1, W): row i - 1
@@ -143,10 +149,11 @@ class CachedPass:
         for layer, h, v_to_h, (_, h_bias), (weight, bias, out_weight, out_bias) in zip(
                 self.layers, self.h, self.v_to_h, self.biases, self.matrices, strict=True):
             end = j if layer.first else j + 1  # mask A stops before the current pixel
-            width = weight.shape[1] // below.shape[1]
-            columns = below[:, :, max(end - width, 0):end]
-            if columns.shape[-1] < width:
-                columns = F.pad(columns, (width - columns.shape[-1], 0))
+            taps, step = weight.shape[1] // below.shape[1], layer.dilation
+            start = end - 1 - step * (taps - 1)  # the leftmost tap; taps left of column 0 read zeros
+            columns = below[:, :, start + step * max(0, -(start // step)):end:step]
+            if columns.shape[-1] < taps:
+                columns = F.pad(columns, (taps - columns.shape[-1], 0))
             pre = torch.addmm(bias, columns.flatten(1), weight.T) + v_to_h[:, :, j] + h_bias
             gated = gate(pre)
             if not layer.first:

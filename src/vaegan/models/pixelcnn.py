@@ -27,6 +27,23 @@ SAMPLERS = ("cached", "textbook")
 LEVELS = 256
 
 
+def check_dilations(dilations: Sequence[int] | None, num_layers: int, image_size: int) -> list[int] | None:
+    """``dilations`` as a list after checking it has one entry >= 1 per layer, the first 1 (the layer that masks
+    the current pixel); None stays None (1 for every layer)."""
+    if dilations is None:
+        return None
+    values = list(dilations) if isinstance(dilations, list | tuple) else None
+    if values is None or len(values) != num_layers:
+        raise ConfigError(f"dilations must be a list with one entry per layer ({num_layers}, num_layers), got "
+                          f"{dilations!r}.")
+    for value in values:
+        check_int("every dilation", value, maximum=image_size)
+    if values[0] != 1:
+        raise ConfigError(f"the first layer's dilation must be 1 (it masks the current pixel), got {values[0]}; "
+                          f"e.g. dilations: [1, 2, 4, 8, ...].")
+    return values
+
+
 class PixelCNN(GenerativeModel):
     r"""Gated PixelCNN: exact log-likelihoods, sampling and completion, pixel by pixel in raster order.
 
@@ -38,6 +55,8 @@ class PixelCNN(GenerativeModel):
         channels: width of both stacks.
         num_layers: gated layers (the first reads the image with the current pixel masked).
         kernel_size: odd size of the masked convolutions (3 sees one pixel on each side per layer).
+        dilations: spacing of each layer's taps, one per layer, the first 1 (e.g. ``[1, 2, 4, 8, 1, 2, 4, 8]``:
+            the vertical stack then reaches 30 rows up instead of 8); null: 1 for every layer.
         head_channels: width of the ``1 x 1`` output network.
         num_classes: class-conditional with this many classes (a learned class bias in every gated layer).
         class_names: optional names of the classes.
@@ -57,6 +76,7 @@ class PixelCNN(GenerativeModel):
         head_channels: int = 128,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
+        dilations: Sequence[int] | None = None,
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=2, maximum=MAX_IMAGE_SIZE)
@@ -68,8 +88,9 @@ class PixelCNN(GenerativeModel):
             raise ConfigError(f"kernel_size must be odd (3, 5, ...), got {kernel_size}.")
         check_int("head_channels", head_channels, maximum=4096)
         conditioning.check_class_config(num_classes, class_names)
+        dilations = check_dilations(dilations, num_layers, image_size)
         self._build(lambda: {"net": GatedPixelCNNNet(in_channels, channels, num_layers, kernel_size, self.levels,
-                                                     head_channels, num_classes)})
+                                                     head_channels, num_classes, dilations)})
 
     @property
     def levels(self) -> int:
