@@ -41,7 +41,7 @@ def test_ablation_benchmark_compares_ema_and_priors(tmp_path):
                "50")
     rows = [line for line in out.splitlines() if line.startswith("| mnist")]
     assert [row.split(" | ")[1] for row in rows] == ["EMA generator", "last-step generator", "prior: standard",
-                                                    "prior: gmm (refitted)"]
+                                                    "prior: gmm (refitted)", "prior: flow (refitted)"]
 
 
 def test_pixelcnn_sampling_benchmark_compares_cached_and_textbook_samplers(tmp_path):
