@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError
 from .classifier import class_coverage, class_histogram, confident
 from .features import check_features, extract
-from .generation import frechet_distance, inception_score, kernel_distance, precision_recall_density_coverage
+from .generation import frechet_distance, inception_score, kernel_distance, pr_f1, precision_recall_density_coverage
 from .likelihood import exact_nll, likelihood_bounds, reconstruction_mse
 from .registry import METRICS, resolve_metrics
 
@@ -186,8 +186,9 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
         if wanted & {"is_mnist", "inception_score"}:
             score, _ = inception_score(fake_logits, splits=min(10, num_samples), seed=seed)
             values["is_mnist" if chosen == "mnist" else "inception_score"] = score
-        if wanted & {"precision", "recall", "density", "coverage"}:
+        if wanted & {"precision", "recall", "density", "coverage", "pr_f1"}:
             values.update(precision_recall_density_coverage(real_feats, fake_feats, k=3))
+            values["pr_f1"] = pr_f1(values["precision"], values["recall"])
         if "classifier" in kinds:
             probabilities = fake_logits.softmax(1)
             values["confident"] = confident(probabilities)

@@ -62,6 +62,8 @@ _ALL = [
            "a generated sample, divided by k (1.0 for a perfect model)", True),
     Metric("coverage", "generation", "coverage (Naeem et al. 2020, k = 3): share of real k-NN balls that hold a "
            "generated sample", True),
+    Metric("pr_f1", "generation", "harmonic mean of `precision` and `recall`, 2PR / (P + R): one number that is "
+           "high only when samples are both realistic and varied (a balanced choice for train.select_best_by)", True),
     Metric("confident", "classifier", "share of generated samples that vaegan's MNIST classifier assigns to a "
            "digit with probability >= 0.9", True, "mnist"),
     Metric("class_coverage", "classifier", "entropy of the predicted-digit histogram of generated samples "
