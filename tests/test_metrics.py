@@ -466,3 +466,8 @@ def test_metrics_on_the_main_process_do_not_gather_across_processes(tmp_path):
     alone = [frechet_distance(real, fake), *kernel_distance(real, fake, subsets=3, subset_size=20),
              *inception_score(fake, splits=2)]
     assert json.loads(done.read_text()) == pytest.approx(alone)
+
+
+def test_every_metric_has_a_few_words_for_narrow_tables():
+    assert all(0 < len(metric.brief) <= 48 for metric in METRICS.values()), [m for m in METRICS.values()
+                                                                             if not 0 < len(m.brief) <= 48]
