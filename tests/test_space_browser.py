@@ -51,12 +51,12 @@ def models_with_results():
 ONE_LINE_CELLS = """() => {
     const table = document.querySelector('#sample-results table');
     const cells = [...table.querySelectorAll('tr')].flatMap(row => [...row.children].slice(0, 3));
-    const tall = cells.filter(cell => {
-        const style = getComputedStyle(cell);
-        const line = parseFloat(style.lineHeight) || 1.5 * parseFloat(style.fontSize);
-        const padding = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
-        return cell.getBoundingClientRect().height - padding > 1.5 * line;
-    });
+    const lines = cell => {  // the distinct line boxes of the cell's text
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.bottom))).size;
+    };
+    const tall = cells.filter(cell => lines(cell) !== 1);
     return {cells: cells.length, tall: tall.map(cell => cell.innerText),
             overflow: table.scrollWidth > table.parentElement.clientWidth + 1};
 }"""
