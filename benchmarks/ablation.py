@@ -1,11 +1,12 @@
-"""The sample-quality ablations of benchmarks/README.md: EMA on/off for GANs, standard vs GMM prior for AEs / VAEs.
+"""The sample-quality ablations of benchmarks/README.md: EMA on/off for GANs, the latent priors of AEs / VAEs.
 
     python benchmarks/ablation.py RUNS_DIR [--configs mnist-dcgan,mnist-vae-16d,...] [--num-samples 10000]
 
-Each trained model (``RUNS_DIR/<config>/model``) is evaluated twice with the same weights and seed: a GAN with an
-EMA generator as saved (EMA) and with ``use_ema=False`` (the last-step generator); an AE / VAE with the prior it was
-trained with and with the other one (``prior`` switched, the new prior fitted to the same training latents, the
-way the trainer fits it). Prints one Markdown row per variant with the CPU seconds of its evaluation.
+Each trained model (``RUNS_DIR/<config>/model``) is evaluated in variants with the same weights and seed: a GAN with
+an EMA generator as saved (EMA) and with ``use_ema=False`` (the last-step generator); an AE / VAE with the prior it
+was trained with and with each other one (``prior`` switched, the new prior fitted to the same training latents, the
+way the trainer fits it): gaussian / gmm / flow for an AE, standard / gmm / flow for a VAE. Prints one Markdown row
+per variant with the CPU seconds of its evaluation (a refitted prior's fit not included).
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from vaegan import AutoModel
 from vaegan.metrics import evaluate
 
 COLUMNS = ("confident", "class_coverage", "fd_mnist", "precision", "recall")
-OTHER_PRIOR = {("ae", "gaussian"): "gmm", ("ae", "gmm"): "gaussian", ("vae", "standard"): "gmm",
-               ("vae", "gmm"): "standard"}
+#: The priors each family compares, in the order of the rows.
+FAMILY_PRIORS = {"ae": ("gaussian", "gmm", "flow"), "vae": ("standard", "gmm", "flow")}
 
 
-def with_other_prior(model):
-    """The same weights with the other prior, fitted to the latents of the training digits (mnist-5k)."""
+def with_prior(model, prior: str):
+    """The same weights with ``prior``, fitted to the latents of the training digits (mnist-5k)."""
     from torch.utils.data import DataLoader
 
     from vaegan.data import load_image_dataset
 
-    prior = OTHER_PRIOR[(model.family, model.config.prior)]
     # Without the private keys: diffusers resets the keys listed in `_use_default_values` (an older folder's).
     settings = {k: v for k, v in model.config.items() if not k.startswith("_")}
     other = type(model).from_config({**settings, "prior": prior})
@@ -39,7 +39,7 @@ def with_other_prior(model):
     if prior != "standard":  # N(0, I) needs no fit
         train = load_image_dataset("mnist-5k", image_size=28, channels=1, split="train")
         other.fit_prior(other.training_latents(images for images, _ in DataLoader(train, batch_size=256)))
-    return other, prior
+    return other
 
 
 def variants(model, folder: Path):
@@ -51,8 +51,9 @@ def variants(model, folder: Path):
         yield "last-step generator", raw
     elif model.family in ("ae", "vae"):
         yield f"prior: {model.config.prior}", model
-        other, prior = with_other_prior(model)
-        yield f"prior: {prior}" + (" (refitted)" if prior != "standard" else ""), other
+        for prior in FAMILY_PRIORS[model.family]:
+            if prior != model.config.prior:
+                yield f"prior: {prior}" + (" (refitted)" if prior != "standard" else ""), with_prior(model, prior)
     else:
         yield "as saved", model
 

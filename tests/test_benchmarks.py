@@ -41,7 +41,23 @@ def test_ablation_benchmark_compares_ema_and_priors(tmp_path):
                "50")
     rows = [line for line in out.splitlines() if line.startswith("| mnist")]
     assert [row.split(" | ")[1] for row in rows] == ["EMA generator", "last-step generator", "prior: standard",
-                                                    "prior: gmm (refitted)"]
+                                                    "prior: gmm (refitted)", "prior: flow (refitted)"]
+
+
+def test_pr_chart_draws_the_shipped_points_and_refuses_bad_ones(tmp_path):
+    import json
+
+    from PIL import Image
+
+    out = _run("benchmarks/pr_chart.py", "--output", str(tmp_path / "chart.png"))
+    configs = json.loads((ROOT / "benchmarks/results/pr_points.json").read_text())["points"]
+    assert f"({len(configs)} configs)" in out and Image.open(tmp_path / "chart.png").size[0] > 500
+    assert {p["config"] for p in configs} >= {"mnist-vae-16d", "mnist-ae", "mnist-dcgan", "mnist-wgan-gp"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"points": [{"config": "x", "precision": 1.5, "recall": 0.1}]}))
+    result = subprocess.run([sys.executable, "benchmarks/pr_chart.py", "--points", str(bad), "--output",
+                             str(tmp_path / "bad.png")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "'x' needs a precision in [0, 1]" in result.stderr
 
 
 def test_pixelcnn_sampling_benchmark_compares_cached_and_textbook_samplers(tmp_path):

@@ -170,3 +170,15 @@ def test_the_contract_catches_broken_families(broken, test, message):
                     {"model_class": plugin.PixelBernoulli, "tiny_config": {"image_size": 8}})()
     with registered(plugin.PixelBernoulli):
         getattr(unbroken, test)()
+
+
+class TestFlowPriorAE(GenerativeModelContract):
+    model_class = AE
+    tiny_config = tiny_kwargs("ae-mlp", prior="flow", prior_flow_layers=2, prior_flow_hidden_dim=8)
+    invalid_configs = [({"prior_flow_layers": 0}, "prior_flow_layers")]
+
+
+class TestFlowPriorVAE(GenerativeModelContract):
+    model_class = VAE
+    tiny_config = tiny_kwargs("vae-mlp", prior="flow", prior_flow_layers=2, prior_flow_hidden_dim=8)
+    invalid_configs = [({"prior_flow_hidden_dim": 0}, "prior_flow_hidden_dim")]

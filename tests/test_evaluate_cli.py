@@ -57,8 +57,8 @@ def test_ae_without_a_prior_says_which_metrics_were_skipped_and_why(tmp_path, ca
     assert main(["evaluate", str(tmp_path / "ae"), *FAST, "--output", str(tmp_path / "r.json")]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert list(result["metrics"]) == ["recon_mse"]
-    sampled = ["fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "confident",
-               "class_coverage"]
+    sampled = ["fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "pr_f1",
+               "confident", "class_coverage"]
     assert result["skipped"]["metrics"] == sampled
     assert result["skipped"]["reason"].startswith("This AE has no latent prior yet")
     assert "so it cannot generate samples" in result["skipped"]["reason"]

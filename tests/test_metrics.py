@@ -15,6 +15,7 @@ from torch import nn
 from vaegan import AE, GAN, VAE, ConfigError
 from vaegan.metrics import (
     CLASSIFIER_INFO,
+    METRICS,
     applicable_metrics,
     class_coverage,
     confident,
@@ -25,6 +26,7 @@ from vaegan.metrics import (
     kernel_distance,
     likelihood_bounds,
     mnist_probabilities,
+    pr_f1,
     precision_recall_density_coverage,
 )
 from vaegan.metrics import features as features_module
@@ -72,6 +74,14 @@ def test_precision_recall_density_coverage_limits():
     # Mode collapse: every generated sample is (nearly) one of 10 real ones: precise, but low recall and coverage.
     collapsed = precision_recall_density_coverage(a, a[:10].repeat(30, 1) + 1e-3 * gaussians(300, 8, 2))
     assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.05 and collapsed["coverage"] < 0.1
+
+
+def test_pr_f1_is_the_harmonic_mean_of_precision_and_recall():
+    assert pr_f1(1.0, 1.0) == 1.0 and pr_f1(0.0, 0.0) == 0.0 and pr_f1(0.9, 0.0) == 0.0
+    assert pr_f1(1.0, 0.25) == pytest.approx(0.4) and pr_f1(0.25, 1.0) == pr_f1(1.0, 0.25)
+    # Below the arithmetic mean: a sharp but collapsed model (high precision, low recall) scores low.
+    assert pr_f1(0.95, 0.05) < 0.1 < (0.95 + 0.05) / 2
+    assert METRICS["pr_f1"].higher_is_better and METRICS["pr_f1"].kind == "generation"
 
 
 def test_inception_score_and_classifier_metrics_limits():
@@ -227,7 +237,10 @@ def test_evaluate_a_gan_gets_generation_metrics_only_and_is_reproducible():
     gan = tiny_gan()
     result = evaluate(gan, num_samples=300, seed=1)
     assert set(result["metrics"]) == {"fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density",
-                                      "coverage", "confident", "class_coverage"}
+                                      "coverage", "pr_f1", "confident", "class_coverage"}
+    numbers = result["metrics"]
+    assert numbers["pr_f1"] == pr_f1(numbers["precision"], numbers["recall"])
+    assert evaluate(gan, num_samples=300, seed=1, metrics=["pr_f1"])["metrics"] == {"pr_f1": numbers["pr_f1"]}
     assert not {"elbo_nll", "iwae_nll", "recon_mse"} & set(result["metrics"])
     assert result["features"] == "mnist" and result["num_samples"] == 300 and result["real_images"] == 4500
     assert sum(result["class_histogram"]) == 300
@@ -285,7 +298,7 @@ def test_inception_features_code_path_with_a_stand_in_network(monkeypatch):
     monkeypatch.setattr(features_module, "build_inception", lambda: stand_in)
     result = evaluate(tiny_gan(), num_samples=120, features="inception")
     assert set(result["metrics"]) == {"fid", "kid", "kid_std", "inception_score", "precision", "recall", "density",
-                                      "coverage"}
+                                      "coverage", "pr_f1"}
     assert result["features"] == "inception"
     assert set(stand_in.seen) == {(torch.uint8, (3, 28, 28))}  # grey samples and real digits, as uint8 RGB
 
@@ -356,8 +369,8 @@ def test_class_accuracy_needs_a_conditional_digit_model_and_conditional_vaes_get
 
 
 # ---------------------------------------------------------------------------------------------------- capabilities
-GENERATION = {"fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "confident",
-              "class_coverage"}
+GENERATION = {"fd_mnist", "kid", "kid_std", "is_mnist", "precision", "recall", "density", "coverage", "pr_f1",
+              "confident", "class_coverage"}
 
 
 def test_metrics_are_chosen_by_capability_never_by_family_name():
@@ -453,3 +466,8 @@ def test_metrics_on_the_main_process_do_not_gather_across_processes(tmp_path):
     alone = [frechet_distance(real, fake), *kernel_distance(real, fake, subsets=3, subset_size=20),
              *inception_score(fake, splits=2)]
     assert json.loads(done.read_text()) == pytest.approx(alone)
+
+
+def test_every_metric_has_a_few_words_for_narrow_tables():
+    assert all(0 < len(metric.brief) <= 48 for metric in METRICS.values()), [m for m in METRICS.values()
+                                                                             if not 0 < len(m.brief) <= 48]

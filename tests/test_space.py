@@ -352,11 +352,35 @@ def test_evaluation_results_beside_the_model(tmp_path):
         ("fd_mnist", 12.345, "MNIST"), ("nll", 88.1, "MNIST")]
     assert models["plain"].eval_results == []
     demo = layout.build_demo(models, heldout=None)
-    table = demo.vaegan_app.registry.results_markdown("scored-vae")
-    assert "FD (MNIST classifier features) | 12.35 | MNIST | test" in table and "| nll | 88.1 | MNIST |" in table
-    assert demo.vaegan_app.registry.results_markdown("plain") == ""
+    table = demo.vaegan_app.registry.results_html("scored-vae")
+    assert "<code>FD (MNIST classifier features)</code></td><td" in table and ">12.3</td>" in table
+    assert "<code>nll</code>" in table and ">88.1</td>" in table and table.count("MNIST") == 2  # its name, dataset
+    assert demo.vaegan_app.registry.results_html("plain") == ""
     shown = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "sample-results"]
-    assert len(shown) == 1 and "12.35" in shown[0].value
+    assert len(shown) == 1 and ">12.3<" in shown[0].value
+
+
+def test_results_table_says_dataset_and_count_once_beside_the_real_data_reference():
+    from vaegan.demo.results import results_html, significant
+    from vaegan.metrics import eval_results
+    from vaegan.metrics.reference import reference_result
+
+    assert [significant(v) for v in (0.000666667, 0.82166, 12.345, 79.989, 0.99961, 220.93, 11430.2, 3)] == [
+        "0.000667", "0.822", "12.3", "80.0", "1.00", "221", "11,400", "3.00"]
+    evaluation = {"data": "mnist-5k", "features": "mnist", "num_samples": 10_000, "seed": 0, "real_images": 4500,
+                  "metrics": {"fd_mnist": 220.93, "precision": 0.82166, "recall": 0.000666667, "kid": 11430.2,
+                              "recon_mse": 0.0098},
+                  "heldout_images": 200}
+    table = results_html("ae <16-D>", eval_results(evaluation))
+    real = reference_result("mnist-5k")["metrics"]
+    assert "ae &lt;16-D&gt;" in table and "<16-D>" not in table  # card text is escaped
+    assert "Evaluated on MNIST (5,000-digit subset" in table and table.count("5,000-digit") == 1  # said once
+    assert "10,000 samples" in table and "200 held-out images" in table and table.count("10,000") == 1
+    assert "fd_mnist, kid, precision, recall depend on the sample count: compare with it only at 500" in table
+    assert "Real data: 500 held-out images of mnist-5k" in table
+    assert f">{significant(real['precision'])}</td>" in table and ">0.000667</td>" in table
+    assert "share of samples that look real (higher is better)" in table
+    assert table.count('class="metric-row"') == 5 and ">–</td>" in table  # recon_mse: no real-data value
 
 
 def test_space_requirements_cover_the_package():
@@ -769,8 +793,8 @@ def test_conditional_models_and_real_evaluation_results(tmp_path):
     models = registry.load_models([str(tmp_path / "cvae"), str(tmp_path / "cgan")])
     app = layout.build_demo(models, heldout=None).vaegan_app
     assert models["cvae"].class_names == names and models["cgan"].class_names == [str(i) for i in range(10)]
-    table = app.registry.results_markdown("cvae")
-    assert "| class_accuracy |" in table and "| confident |" in table
+    table = app.registry.results_html("cvae")
+    assert "<code>class_accuracy</code>" in table and "<code>confident</code>" in table
     sampler = app.sample
     sevens = pixels(sampler.sample("cvae", 8, 0, 1.0, "7"))
     np.testing.assert_array_equal(sevens, pixels(sampler.sample("cvae", 8, 0, 1.0, "7")))

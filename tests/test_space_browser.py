@@ -33,14 +33,33 @@ IMAGE_LOADED = """(selector) => {
 def models_with_results():
     """The tiny models and a tiny PixelCNN; the first carries model-card evaluation results, as a published model
     would."""
-    from huggingface_hub import EvalResult
-
     from vaegan.demo.registry import DemoModel
+    from vaegan.metrics import eval_results
 
     models = tiny_models()
-    scored = EvalResult(task_type="unconditional-image-generation", dataset_type="mnist", dataset_name="MNIST",
-                        metric_type="fd_mnist", metric_name="FD (MNIST classifier)", metric_value=7.25)
-    return {"vae": DemoModel(models.pop("vae"), "org/vae", [scored]), **models, "pc": tiny_pixelcnn()}
+    # A published evaluation's every metric, with long names and numbers of every size.
+    evaluation = {"data": "mnist-5k", "features": "mnist", "num_samples": 10_000, "seed": 0, "real_images": 4500,
+                  "heldout_images": 200, "iwae_samples": 1000,
+                  "metrics": {"fd_mnist": 7.25, "kid": 11430.2, "kid_std": 2087.3, "is_mnist": 8.02,
+                              "precision": 0.82166, "recall": 0.000666667, "density": 1.4687, "coverage": 0.80333,
+                              "pr_f1": 0.00133, "confident": 0.88071, "class_coverage": 0.99961, "elbo_nll": 114.31,
+                              "iwae_nll": 98.963, "elbo_bpd": 0.21034, "iwae_bpd": 0.18211, "recon_mse": 0.0098641}}
+    scored = eval_results(evaluation)
+    return {"vae": DemoModel(models.pop("vae"), "org/vae", scored), **models, "pc": tiny_pixelcnn()}
+
+
+ONE_LINE_CELLS = """() => {
+    const table = document.querySelector('#sample-results table');
+    const cells = [...table.querySelectorAll('tr')].flatMap(row => [...row.children].slice(0, 3));
+    const lines = cell => {  // the distinct line boxes of the cell's text
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.bottom))).size;
+    };
+    const tall = cells.filter(cell => lines(cell) !== 1);
+    return {cells: cells.length, tall: tall.map(cell => cell.innerText),
+            overflow: table.scrollWidth > table.parentElement.clientWidth + 1};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +103,12 @@ def test_page_opens_with_digits_and_evaluation_results(page):
     size = wait_for_image(page, "#sample-output img")
     assert size["width"] > 4 * 28 and size["height"] > 4 * 28
     results = page.locator("#sample-results")
-    assert "FD (MNIST classifier)" in results.inner_text() and "7.25" in results.inner_text()
+    assert "fd_mnist" in results.inner_text() and "7.25" in results.inner_text() and "80.0" in results.inner_text()
+    assert "11,400" in results.inner_text() and "0.000667" in results.inner_text()
+    # At the default window size no metric name or number breaks across lines, and the table fits its place.
+    layout_check = page.evaluate(ONE_LINE_CELLS)
+    assert layout_check["cells"] == 3 * 17 and layout_check["tall"] == [] and not layout_check["overflow"], \
+        layout_check
     assert not page.locator("#sample-class").is_visible()
     page.screenshot(path=str(ARTIFACTS / "space_first_impression.png"), full_page=True)
     # another model: its (empty) results replace the table

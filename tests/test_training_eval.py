@@ -56,6 +56,21 @@ def test_periodic_evaluation_keeps_the_best_model_and_the_card_carries_the_final
     assert summary["evaluation"]["metrics"] == final["metrics"]
 
 
+def test_select_best_by_the_balance_of_precision_and_recall(tmp_path):
+    config = tiny_config("vae", tmp_path / "run", epochs=2, eval_every=8, eval_num_samples=60,
+                         eval_metrics=["precision", "recall", "pr_f1"], select_best_by="pr_f1",
+                         final_eval_num_samples=60)
+    model_dir = train(config)
+    logged = [m for m in read_metrics(tmp_path / "run") if "eval/pr_f1" in m]
+    assert [m["step"] for m in logged] == [8, 16]
+    for m in logged:  # the harmonic mean of the same evaluation's precision and recall
+        p, r = m["eval/precision"], m["eval/recall"]
+        assert m["eval/pr_f1"] == pytest.approx(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["metric"] == "pr_f1" and best["value"] == max(m["eval/pr_f1"] for m in logged)  # higher is better
+    assert list(read_eval_results(model_dir)["metrics"]) == ["precision", "recall", "pr_f1"]
+
+
 def test_no_evaluation_unless_configured(tmp_path):
     model_dir = train(tiny_config("vae", tmp_path / "run", epochs=1))
     assert read_eval_results(model_dir) is None and not (tmp_path / "run" / "best.json").exists()

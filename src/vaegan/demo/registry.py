@@ -115,21 +115,6 @@ def describe(name: str, model: GenerativeModel) -> str:
     return f"{name} ({', '.join(p for p in parts if p)})"
 
 
-def results_markdown(name: str, results: Sequence[Any]) -> str:
-    """The evaluation results of a model card as a Markdown table ("" when there are none)."""
-    if not results:
-        return ""
-    rows = ["| metric | value | dataset | split |", "|---|---|---|---|"]
-    for result in results:
-        metric = getattr(result, "metric_name", None) or getattr(result, "metric_type", "?")
-        value = getattr(result, "metric_value", "")
-        value = f"{value:.4g}" if isinstance(value, float) else str(value)
-        dataset = getattr(result, "dataset_name", None) or getattr(result, "dataset_type", "")
-        split = getattr(result, "dataset_split", None) or ""
-        rows.append(f"| {metric} | {value} | {dataset} | {split} |")
-    return f"**Evaluation results of {name}** (from its model card)\n\n" + "\n".join(rows)
-
-
 def sampling_reason(name: str, model: GenerativeModel, consequence: str = "") -> str | None:
     """Why ``name``'s model cannot sample now (its own ``cannot_sample_reason``), then ``consequence``; None if
     it can."""
@@ -176,7 +161,9 @@ class Registry:
             raise gr.Error(reason)
         return model
 
-    def results_markdown(self, name: Any) -> str:
-        """The evaluation results of ``name``'s model card as a Markdown table ("" when none or unknown)."""
+    def results_html(self, name: Any) -> str:
+        """The evaluation results of ``name``'s model card as the demo's table ("" when none or unknown)."""
+        from .results import results_html
+
         entry = self.entries.get(name) if isinstance(name, str) else None
-        return results_markdown(name, entry.eval_results) if entry else ""
+        return results_html(name, entry.eval_results) if entry else ""

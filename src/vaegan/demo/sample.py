@@ -143,14 +143,15 @@ class SampleTab(DemoTab):
                 gr.Markdown("The same seed gives the same images. Temperature scales the spread of the "
                             "model's randomness (a latent model's prior): below 1, more typical and less varied "
                             "images.")
-                results = gr.Markdown(registry.results_markdown(first), elem_id="sample-results")
             with gr.Column(scale=2):
                 # The first model's default grid is part of the page, so a visitor sees digits at once.
                 out = inline_image(self.default_result(first), label="Samples", format="png", interactive=False,
                                    height=440, buttons=["download", "fullscreen"], elem_id="sample-output",
                                    elem_classes=["pixelated"])
+        # Full width below the samples: four columns of names and numbers that must not wrap.
+        results = gr.HTML(registry.results_html(first), elem_id="sample-results")
         go.click(self.sample, [model, n, seed, temperature, label], out, api_name="sample", **ctx.compute)
-        model.change(lambda name: (self.class_picker(name), registry.results_markdown(name)), model,
+        model.change(lambda name: (self.class_picker(name), registry.results_html(name)), model,
                      [label, results], **ctx.ui_only)
         return {"model": model, "class": label, "output": out, "results": results}
 

@@ -15,7 +15,7 @@ from .card import EVAL_RESULTS_FILENAME, eval_results, evaluation_section, read_
 from .classifier import class_coverage, class_histogram, confident
 from .evaluate import DEFAULT_DATA, DEFAULT_NUM_SAMPLES, default_features, evaluate
 from .features import FEATURE_EXTRACTORS, extract
-from .generation import frechet_distance, inception_score, kernel_distance, precision_recall_density_coverage
+from .generation import frechet_distance, inception_score, kernel_distance, pr_f1, precision_recall_density_coverage
 from .likelihood import exact_nll, likelihood_bounds, reconstruction_mse
 from .mnist import CLASSIFIER_INFO, load_mnist_classifier, mnist_probabilities, to_mnist_format
 from .registry import METRICS, applicable_metrics
@@ -24,6 +24,6 @@ __all__ = [
     "CLASSIFIER_INFO", "DEFAULT_DATA", "DEFAULT_NUM_SAMPLES", "EVAL_RESULTS_FILENAME", "FEATURE_EXTRACTORS", "METRICS",
     "applicable_metrics", "class_coverage", "class_histogram", "confident", "default_features", "eval_results",
     "evaluate", "evaluation_section", "exact_nll", "extract", "frechet_distance", "inception_score", "kernel_distance",
-    "likelihood_bounds", "load_mnist_classifier", "mnist_probabilities", "precision_recall_density_coverage",
+    "likelihood_bounds", "load_mnist_classifier", "mnist_probabilities", "pr_f1", "precision_recall_density_coverage",
     "read_eval_results", "reconstruction_mse", "to_mnist_format", "update_card",
 ]

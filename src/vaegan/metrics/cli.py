@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import VaeganError
+from ..errors import ConfigError, VaeganError
 from ..files import check_output_path, write_file
 from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
 from .features import FEATURE_EXTRACTORS, check_features
@@ -16,7 +16,13 @@ from .registry import METRICS
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="Hub id or local model folder")
+    parser.add_argument("model", nargs="?", help="Hub id or local model folder (none with --real)")
+    parser.add_argument("--real", action="store_true",
+                        help="no model: measure real held-out images of --data (its test split) against its training "
+                             "images, the reference row model rows are read against; --num-samples of them, or all "
+                             "when it has fewer")
+    parser.add_argument("--image-size", type=int, help="with --real: side of the images (default 28)")
+    parser.add_argument("--channels", type=int, help="with --real: image channels (default 1)")
     parser.add_argument("--data", default=DEFAULT_DATA, help=f"real images: a data source (default {DEFAULT_DATA})")
     parser.add_argument("-n", "--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
                         help=f"generated samples (default {DEFAULT_NUM_SAMPLES:,})")
@@ -44,9 +50,10 @@ def format_table(result: dict[str, Any]) -> str:
     """The metrics as an aligned two-column text table."""
     rows = [(name, f"{value:.6g}") for name, value in result["metrics"].items()]
     width = max(len(name) for name, _ in rows)
-    lines = [f"{result['model']} on {result['data']}" + (f" ({result['num_samples']:,} samples, seed "
-                                                         f"{result['seed']}, features {result['features']})"
-                                                         if "num_samples" in result else "")]
+    subject = (f"{result['model']} against its {result['real_images']:,} training images" if result.get("real")
+               else f"{result['model']} on {result['data']}")
+    lines = [subject + (f" ({result['num_samples']:,} samples, seed {result['seed']}, features {result['features']})"
+                        if "num_samples" in result else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if result.get("skipped"):
         lines.append(f"Skipped {', '.join(result['skipped']['metrics'])}: {result['skipped']['reason']}")
@@ -82,16 +89,50 @@ def trained_on_binarized_data(model: str) -> bool:
     return isinstance(data, dict) and data.get("binarize", "none") not in (None, "none")
 
 
+def _check_model_or_real(args: argparse.Namespace) -> None:
+    if args.real and args.model:
+        raise ConfigError(f"give a model or --real, not both (got {args.model!r} and --real).")
+    if not args.real and not args.model:
+        raise ConfigError("give a model (a Hub id or a folder) to evaluate, or --real for the real-data reference.")
+    if args.real and args.update_card:
+        raise ConfigError("--update-card needs a model; --real measures real images (write them with --output).")
+    if not args.real and (args.image_size is not None or args.channels is not None):
+        raise ConfigError("--image-size and --channels go with --real; a model is evaluated at its own image shape.")
+
+
+def _write_output(path: str, result: dict[str, Any]) -> None:
+    text = json.dumps(result, indent=2) + "\n"
+    write_file(path, lambda staged: staged.write_text(text))
+    print(f"Wrote {path}")
+
+
+def run_evaluate_real(args: argparse.Namespace, metrics: list[str] | None) -> None:
+    from .reference import comparison_note, evaluate_real
+
+    result = evaluate_real(args.data, num_samples=args.num_samples, seed=args.seed, metrics=metrics,
+                           features=args.features, channels=args.channels or 1, image_size=args.image_size or 28)
+    print(format_table(result))
+    if "note" in result:
+        print(result["note"])
+    print(comparison_note(result))
+    if args.output:
+        _write_output(args.output, result)
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     from ..models import AutoModel
     from .card import update_card
     from .evaluate import evaluate
 
+    _check_model_or_real(args)
     if args.features is not None:
         check_features(args.features)  # before loading anything
     if args.output:
         check_output_path(args.output, "--output", example="eval.json")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.real:
+        run_evaluate_real(args, metrics)
+        return
     model = AutoModel.from_pretrained(args.model).to(args.device)
     binarize = args.binarize == "yes" or (args.binarize == "auto" and trained_on_binarized_data(args.model))
     if binarize:
@@ -103,9 +144,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     result["model"] = args.model
     print(format_table(result))
     if args.output:
-        text = json.dumps(result, indent=2) + "\n"
-        write_file(args.output, lambda staged: staged.write_text(text))
-        print(f"Wrote {args.output}")
+        _write_output(args.output, result)
     if args.update_card:
         if Path(args.model).is_dir():
             update_card(args.model, result)

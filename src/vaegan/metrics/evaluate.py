@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError
 from .classifier import class_coverage, class_histogram, confident
 from .features import check_features, extract
-from .generation import frechet_distance, inception_score, kernel_distance, precision_recall_density_coverage
+from .generation import frechet_distance, inception_score, kernel_distance, pr_f1, precision_recall_density_coverage
 from .likelihood import exact_nll, likelihood_bounds, reconstruction_mse
 from .registry import METRICS, resolve_metrics
 
@@ -166,6 +166,35 @@ def _skipped_for_sampling(model, names: list[str], features: str) -> dict[str, A
     return {"metrics": skipped, "reason": reason} if skipped else None
 
 
+def sample_metric_values(names: list[str], features: str, real_feats: torch.Tensor, fake_feats: torch.Tensor,
+                         fake_logits: torch.Tensor, seed: int, labels: torch.Tensor | None = None,
+                         result: dict[str, Any] | None = None) -> dict[str, float]:
+    """The generation and classifier metrics of ``names`` for samples with ``fake_feats`` / ``fake_logits`` against
+    real images with ``real_feats``; ``labels``: the classes asked of a conditional model (``class_accuracy``).
+    The predicted-digit histogram goes to ``result["class_histogram"]``."""
+    wanted, kinds = set(names), {METRICS[n].kind for n in names}
+    values: dict[str, float] = {}
+    if wanted & {"fd_mnist", "fid"}:
+        values["fd_mnist" if features == "mnist" else "fid"] = frechet_distance(real_feats, fake_feats)
+    if wanted & {"kid", "kid_std"}:
+        values["kid"], values["kid_std"] = kernel_distance(real_feats, fake_feats, seed=seed)
+    if wanted & {"is_mnist", "inception_score"}:
+        score, _ = inception_score(fake_logits, splits=min(10, len(fake_logits)), seed=seed)
+        values["is_mnist" if features == "mnist" else "inception_score"] = score
+    if wanted & {"precision", "recall", "density", "coverage", "pr_f1"}:
+        values.update(precision_recall_density_coverage(real_feats, fake_feats, k=3))
+        values["pr_f1"] = pr_f1(values["precision"], values["recall"])
+    if "classifier" in kinds:
+        probabilities = fake_logits.softmax(1)
+        values["confident"] = confident(probabilities)
+        values["class_coverage"] = class_coverage(probabilities)
+        if result is not None:
+            result["class_histogram"] = class_histogram(probabilities)
+        if "class_accuracy" in wanted:
+            values["class_accuracy"] = float((probabilities.argmax(1) == labels).float().mean())
+    return values
+
+
 def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, num_samples: int, seed: int,
              iwae_samples: int, num_heldout: int | None, progress: bool, cache_dir: str | None,
              result: dict[str, Any], binarize: bool = False) -> None:
@@ -178,23 +207,7 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
         num_classes = getattr(model, "num_classes", None)
         labels = balanced_labels(num_samples, num_classes) if num_classes else None
         fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress, labels)
-        wanted = set(names)
-        if wanted & {"fd_mnist", "fid"}:
-            values["fd_mnist" if chosen == "mnist" else "fid"] = frechet_distance(real_feats, fake_feats)
-        if wanted & {"kid", "kid_std"}:
-            values["kid"], values["kid_std"] = kernel_distance(real_feats, fake_feats, seed=seed)
-        if wanted & {"is_mnist", "inception_score"}:
-            score, _ = inception_score(fake_logits, splits=min(10, num_samples), seed=seed)
-            values["is_mnist" if chosen == "mnist" else "inception_score"] = score
-        if wanted & {"precision", "recall", "density", "coverage"}:
-            values.update(precision_recall_density_coverage(real_feats, fake_feats, k=3))
-        if "classifier" in kinds:
-            probabilities = fake_logits.softmax(1)
-            values["confident"] = confident(probabilities)
-            values["class_coverage"] = class_coverage(probabilities)
-            result["class_histogram"] = class_histogram(probabilities)
-            if "class_accuracy" in wanted:
-                values["class_accuracy"] = float((probabilities.argmax(1) == labels).float().mean())
+        values.update(sample_metric_values(names, chosen, real_feats, fake_feats, fake_logits, seed, labels, result))
     if any(METRICS[n].heldout for n in names):
         heldout, heldout_labels = _real_labelled(data, "test", channels, size, num_heldout, cache_dir)
         result["heldout_images"] = len(heldout)

@@ -3,7 +3,7 @@
 * Fréchet distance, KID and Inception Score: torchmetrics' implementations (``FrechetInceptionDistance``,
   ``KernelInceptionDistance``, ``InceptionScore``), fed features computed once by :mod:`.features`.
 * Improved precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020), which
-  torchmetrics does not have: k-nearest-neighbour balls in feature space, written here.
+  torchmetrics does not have: k-nearest-neighbour balls in feature space, written here; ``pr_f1``, their balance.
 
 All functions take feature matrices ``(N, D)``; random subsets (KID, IS) come from ``seed``. They compute on this
 process's features only: a torchmetrics metric would otherwise gather its state from every process of an initialised
@@ -119,3 +119,9 @@ def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k:
         "density": float(fake_in_real.double().mean() / k),
         "coverage": float((real_nearest_fake <= real_radii).double().mean()),
     }
+
+
+def pr_f1(precision: float, recall: float) -> float:
+    """The harmonic mean ``2 P R / (P + R)`` of precision and recall (0 when both are 0): high only when both are."""
+    total = precision + recall
+    return 0.0 if total == 0 else 2 * precision * recall / total

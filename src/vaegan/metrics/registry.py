@@ -30,6 +30,11 @@ class Metric:
     features: str | None = None  # the only extractor it exists for, if any
 
     @property
+    def brief(self) -> str:
+        """What it means in a few words (the demo's results table)."""
+        return BRIEFS.get(self.name, "")
+
+    @property
     def requires(self) -> str:
         """What the model must offer: a key of :data:`REQUIREMENTS`."""
         return {"generation": "sample", "classifier": "sample", "likelihood": "likelihood_bounds",
@@ -40,6 +45,21 @@ class Metric:
         """Whether it is computed on held-out real images (else on samples)."""
         return self.requires != "sample"
 
+
+#: Each metric in a few words, for narrow tables (the full text is the metric's ``definition``).
+BRIEFS = {
+    "fd_mnist": "distance to real digits' classifier features", "fid": "distance to real images' Inception features",
+    "kid": "kernel distance to real images' features", "kid_std": "spread of kid over its subsets",
+    "is_mnist": "clear and varied classifier predictions", "inception_score": "clear and varied Inception classes",
+    "precision": "share of samples that look real", "recall": "share of the real variety the samples reach",
+    "density": "how closely samples sit among real images", "coverage": "share of real images with a sample near",
+    "pr_f1": "balance of precision and recall", "confident": "share of samples read as a clear digit",
+    "class_coverage": "how evenly all ten digits appear", "class_accuracy": "share of samples of the asked digit",
+    "nll": "exact negative log-likelihood, nats per image", "bpd": "nll in bits per dimension",
+    "elbo_nll": "likelihood bound (ELBO), nats per image", "iwae_nll": "tighter likelihood bound (IWAE), nats",
+    "elbo_bpd": "elbo_nll in bits per dimension", "iwae_bpd": "iwae_nll in bits per dimension",
+    "recon_mse": "reconstruction error of held-out images",
+}
 
 _ALL = [
     Metric("fd_mnist", "generation", "Fréchet distance between Gaussians fitted to the features (128-d "
@@ -62,6 +82,8 @@ _ALL = [
            "a generated sample, divided by k (1.0 for a perfect model)", True),
     Metric("coverage", "generation", "coverage (Naeem et al. 2020, k = 3): share of real k-NN balls that hold a "
            "generated sample", True),
+    Metric("pr_f1", "generation", "harmonic mean of `precision` and `recall`, 2PR / (P + R): one number that is "
+           "high only when samples are both realistic and varied (a balanced choice for train.select_best_by)", True),
     Metric("confident", "classifier", "share of generated samples that vaegan's MNIST classifier assigns to a "
            "digit with probability >= 0.9", True, "mnist"),
     Metric("class_coverage", "classifier", "entropy of the predicted-digit histogram of generated samples "

@@ -1,4 +1,4 @@
-"""The plain autoencoder, its MSE loss and the latent prior fitted after training (a Gaussian or a mixture)."""
+"""The plain autoencoder, its MSE loss and the latent prior fitted after training (a Gaussian, a mixture, a flow)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .validation import MAX_PARAMETERS, check_choice, check_int
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DecoderOutput, EncoderOutput
 
-PRIORS = ("gaussian", "gmm")
+PRIORS = ("gaussian", "gmm", "flow")
 
 
 class AE(Autoencoder):
@@ -27,7 +27,9 @@ class AE(Autoencoder):
     latents inside the model (saved with it) so that :meth:`sample` works. ``prior="gaussian"`` fits one
     full-covariance Gaussian — and shows why an AE is a poor generator: its latent space has holes the
     Gaussian does not know about; ``prior="gmm"`` fits a mixture of ``prior_components`` Gaussians
-    (Ghosh et al., 2020, :mod:`vaegan.priors`), which follows the clusters of the codes.
+    (Ghosh et al., 2020, :mod:`vaegan.priors`), which follows the clusters of the codes; ``prior="flow"`` fits a
+    RealNVP flow of ``prior_flow_layers`` coupling layers (MLPs of ``prior_flow_hidden_dim`` units), which also
+    follows curved, non-Gaussian clusters.
 
     With ``num_classes`` set it is class-conditional: the label enters encoder and decoder (as in a CVAE), and
     ``class_names`` (optional) names the labels.
@@ -53,6 +55,8 @@ class AE(Autoencoder):
         reconstruction_loss: str = "mse",
         prior: str = "gaussian",
         prior_components: int = 10,
+        prior_flow_layers: int = 6,
+        prior_flow_hidden_dim: int = 64,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
     ):
@@ -71,7 +75,7 @@ class AE(Autoencoder):
             num_classes=num_classes, class_names=class_names,
         )
         # Fitted after training; buffers, so save_pretrained stores it with the weights.
-        self._init_prior(prior, latent_dim, prior_components)
+        self._init_prior(prior, latent_dim, prior_components, prior_flow_layers, prior_flow_hidden_dim)
 
     def encode(self, images: torch.Tensor, return_dict: bool = True,
                class_labels: conditioning.ClassLabels | None = None) -> EncoderOutput | tuple:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..priors import GaussianMixturePrior, LatentPrior, build_prior
+from ..priors import FlowPrior, GaussianMixturePrior, LatentPrior, build_prior
 from . import conditioning
 from .base import GenerativeModel
 from .nets import ACTIVATIONS, MLP, ConvDecoder, ConvEncoder, conv_start_size
@@ -41,15 +41,25 @@ _LEGACY_PRIOR_KEYS = {"prior_mean": "latent_prior.mean", "prior_scale_tril": "la
                       "prior_fitted": "latent_prior.fitted"}
 
 
-def latent_prior(name: str, latent_dim: int, components: int) -> LatentPrior:
-    """The unfitted prior ``name`` after checking ``prior_components`` and the size of its buffers."""
+def latent_prior(name: str, latent_dim: int, components: int, flow_layers: int = 6,
+                 flow_hidden_dim: int = 64) -> LatentPrior:
+    """The unfitted prior ``name`` after checking its options (``prior_components``, ``prior_flow_layers``,
+    ``prior_flow_hidden_dim``) and the size of its buffers."""
+    if name == FlowPrior.name:
+        check_int("prior_flow_layers", flow_layers, maximum=64)
+        check_int("prior_flow_hidden_dim", flow_hidden_dim, maximum=4096)
+        values = FlowPrior.num_values(latent_dim, flow_layers, flow_hidden_dim)
+        if values > MAX_PARAMETERS:
+            raise ConfigError(f"prior_flow_layers={flow_layers} and prior_flow_hidden_dim={flow_hidden_dim} with "
+                              f"latent_dim={latent_dim} would store {values:,} flow weights, more than the "
+                              f"{MAX_PARAMETERS:,} vaegan allows; use fewer layers or a smaller hidden size.")
     if name == GaussianMixturePrior.name:
         check_int("prior_components", components, maximum=1000)
         if components * latent_dim**2 > MAX_PARAMETERS:
             raise ConfigError(f"prior_components={components} with latent_dim={latent_dim} would store "
                               f"{components * latent_dim**2:,} covariance values, more than the {MAX_PARAMETERS:,} "
                               "vaegan allows; use fewer components or a smaller latent_dim.")
-    return build_prior(name, latent_dim, components)
+    return build_prior(name, latent_dim, components, flow_layers, flow_hidden_dim)
 
 
 def rename_legacy_prior_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
@@ -165,8 +175,9 @@ class Autoencoder(GenerativeModel):
         return torch.cat(latents)
 
     # ------------------------------------------------------------------ the latent prior
-    def _init_prior(self, prior: str, latent_dim: int, components: int) -> None:
-        self.latent_prior = latent_prior(prior, latent_dim, components)
+    def _init_prior(self, prior: str, latent_dim: int, components: int, flow_layers: int = 6,
+                    flow_hidden_dim: int = 64) -> None:
+        self.latent_prior = latent_prior(prior, latent_dim, components, flow_layers, flow_hidden_dim)
         self._register_load_state_dict_pre_hook(self._rename_legacy_keys, with_module=True)
 
     @staticmethod
@@ -192,7 +203,7 @@ class Autoencoder(GenerativeModel):
     def fit_prior(self, latents: torch.Tensor) -> None:
         """Fit the latent prior to ``latents`` ``(N, latent_dim)`` (the training images' latent codes)."""
         if not self.latent_prior.needs_fit:
-            raise ValueError(f"fit_prior needs a prior fitted after training (prior='gmm'); this "
+            raise ValueError(f"fit_prior needs a prior fitted after training (prior='gmm' or prior='flow'); this "
                              f"{type(self).__name__} samples from its {self.latent_prior.name} prior.")
         self.latent_prior.fit(latents)
 

@@ -19,7 +19,7 @@ from .validation import check_choice, check_float, check_int
 if TYPE_CHECKING:
     from diffusers.models.autoencoders.vae import DecoderOutput
 
-PRIORS = ("standard", "gmm")
+PRIORS = ("standard", "gmm", "flow")
 _LOG_2PI = math.log(2 * math.pi)
 #: Upper bound on decoder passes in one forward of :meth:`VAE.likelihood_bounds` (images x posterior draws).
 MAX_DECODER_PASSES = 2000
@@ -57,7 +57,8 @@ class VAE(Autoencoder):
     ``prior="standard"`` samples from ``N(0, I)``; ``prior="gmm"`` fits a mixture of ``prior_components``
     full-covariance Gaussians to the training latents after training (ex-post density estimation, Ghosh et
     al., 2020; :mod:`vaegan.priors`) and samples from it, covering the codes the encoder actually
-    uses instead of the whole of ``N(0, I)``. Training is the same for both.
+    uses instead of the whole of ``N(0, I)``; ``prior="flow"`` fits a RealNVP flow instead (``prior_flow_layers``,
+    ``prior_flow_hidden_dim``). Training is the same for all three.
 
     With ``num_classes`` set it is a conditional VAE (Sohn et al. 2015): the label enters encoder and decoder, so
     the latent carries the *style* and the label the *content*; ``class_names`` (optional) names the labels.
@@ -86,6 +87,8 @@ class VAE(Autoencoder):
         kl_warmup_steps: int = 0,
         prior: str = "standard",
         prior_components: int = 10,
+        prior_flow_layers: int = 6,
+        prior_flow_hidden_dim: int = 64,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
     ):
@@ -102,7 +105,7 @@ class VAE(Autoencoder):
             activation=activation, batch_norm=batch_norm, dropout=dropout, encoder_outputs=2 * latent_dim,
             num_classes=num_classes, class_names=class_names,
         )
-        self._init_prior(prior, latent_dim, prior_components)
+        self._init_prior(prior, latent_dim, prior_components, prior_flow_layers, prior_flow_hidden_dim)
 
     def encode(self, images: torch.Tensor, return_dict: bool = True,
                class_labels: conditioning.ClassLabels | None = None) -> AutoencoderKLOutput | tuple:
@@ -150,9 +153,10 @@ class VAE(Autoencoder):
           over the same draws ``z_i ~ q(z|x)``; tighter than the ELBO, approaching ``log p(x)`` as ``k`` grows.
 
         ``p(x|z)`` is the decoder likelihood of the training loss (:func:`decoder_log_likelihood`) and ``p(z)`` the
-        standard normal the VAE was trained against (also with ``prior="gmm"``, which only changes sampling). A
-        class-conditional VAE needs the images' ``class_labels`` (the bounds are then on ``log p(x | y)``). The
-        draws come from ``generator`` in chunks of at most :data:`MAX_DECODER_PASSES` decoder passes.
+        standard normal the VAE was trained against (also with ``prior="gmm"`` or ``"flow"``, which only change
+        sampling). A class-conditional VAE needs the images' ``class_labels`` (the bounds are then on
+        ``log p(x | y)``). The draws come from ``generator`` in chunks of at most :data:`MAX_DECODER_PASSES` decoder
+        passes.
         """
         if k < 1:
             raise ValueError(f"the IWAE bound needs k >= 1 posterior samples, got {k}.")
@@ -179,8 +183,9 @@ class VAE(Autoencoder):
             elbo = log_px_sum / k - dist.kl().double()
         return {"elbo": elbo, "iwae": iwae}
 
-    # ------------------------------------------------------------------ the ex-post prior (prior="gmm")
+    # ------------------------------------------------------------------ the ex-post prior (prior="gmm" / "flow")
     def unfitted_prior_message(self) -> str:
-        return ("This VAE's Gaussian-mixture prior is not fitted yet, so it cannot sample. Call "
+        kind = "Gaussian-mixture" if self.latent_prior.name == "gmm" else self.latent_prior.name
+        return (f"This VAE's {kind} prior is not fitted yet, so it cannot sample. Call "
                 "vae.fit_prior(latents) with the latents of its training images (vaegan's trainer does this at "
                 "the end of training), or use prior='standard'.")

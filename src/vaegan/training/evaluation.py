@@ -71,7 +71,7 @@ def validate_eval_config(config) -> None:
 
 def _samples_during_training(config) -> bool:
     """Whether the model of ``config`` can sample before training ends: not when it samples from a latent prior
-    (:class:`vaegan.priors.LatentPrior`) that is fitted after training (an AE; a VAE with ``prior: gmm``)."""
+    (:class:`vaegan.priors.LatentPrior`) fitted after training (an AE; a VAE with ``prior: gmm`` or ``prior: flow``)."""
     import torch
 
     with torch.device("meta"):  # no memory, no initialisation cost
