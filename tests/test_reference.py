@@ -52,7 +52,7 @@ def test_the_references_are_package_data():
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["vaegan.metrics"]
     for data in SHIPPED_REFERENCES:
-        assert any(fnmatch.fnmatch(f"reference/{data}.json", p) for p in patterns)
+        assert any(fnmatch.fnmatch(f"references/{data}.json", p) for p in patterns)
 
 
 def test_cli_real_row_with_its_note_and_json(tmp_path, capsys):

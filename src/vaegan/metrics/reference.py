@@ -4,10 +4,10 @@
 same training images and with the same code as :func:`~vaegan.metrics.evaluate`. Precision, recall, density and
 coverage depend on the sample count, so a model row compares with the reference only at the same count.
 
-vaegan ships the reference of mnist-5k (``reference/mnist-5k.json``, read by :func:`reference_result`, shown in the
+vaegan ships the reference of mnist-5k (``references/mnist-5k.json``, read by :func:`reference_result`, shown in the
 demo), made with::
 
-    vaegan evaluate --real --data mnist-5k --num-samples 500 --output src/vaegan/metrics/reference/mnist-5k.json
+    vaegan evaluate --real --data mnist-5k --num-samples 500 --output src/vaegan/metrics/references/mnist-5k.json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .evaluate import (
 from .features import check_features, extract
 from .registry import METRICS, resolve_metrics
 
-#: The data sources whose reference ships with vaegan (``vaegan/metrics/reference/<source>.json``).
+#: The data sources whose reference ships with vaegan (``vaegan/metrics/references/<source>.json``).
 SHIPPED_REFERENCES = ("mnist-5k",)
 
 
@@ -88,7 +88,7 @@ def reference_result(data: str) -> dict[str, Any] | None:
     """The shipped real-data reference of ``data`` (the JSON :func:`evaluate_real` wrote), or None."""
     if data not in SHIPPED_REFERENCES:
         return None
-    text = resources.files("vaegan.metrics").joinpath("reference", f"{data}.json").read_text()
+    text = resources.files("vaegan.metrics").joinpath("references", f"{data}.json").read_text()
     result = json.loads(text)
     unknown = set(result.get("metrics", {})) - METRICS.keys()
     if unknown:  # written by another vaegan
