@@ -64,9 +64,9 @@ def draw(data: dict, reference: dict | None, output: Path) -> None:
     ax.grid(alpha=0.3)
     if reference is not None and reference["num_samples"] != data.get("num_samples"):
         fig.text(0.01, 0.01, f"The real-digits point uses {reference['num_samples']:,} samples (all of "
-                 f"{reference['data']}'s held-out images); precision and recall depend on the sample count, so it "
+                 f"{reference['data']}'s held-out images);\nprecision and recall depend on the sample count, so it "
                  "is a guide, not an exact ceiling.", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(output)
     plt.close(fig)
 
