@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from training_utils import reset_accelerate_state, weights_sha256
@@ -320,3 +321,28 @@ def test_codebook_metrics_apply_to_quantized_families_only():
     assert {"codebook_perplexity", "dead_codes", "recon_mse"} <= set(
         applicable_metrics(VQVAE.capabilities(), True, "mnist"))
     assert not {"codebook_perplexity", "dead_codes"} & set(applicable_metrics(VAE.capabilities(), True, "mnist"))
+
+
+# ---------------------------------------------------------------------------------------------- demo
+def test_the_demo_shows_the_code_grid_beside_the_reconstruction_samples_and_completes():
+    from PIL import Image, ImageDraw
+
+    from vaegan.demo import layout, outputs
+    from vaegan.demo.inputs import model_input
+    from vaegan.demo.reconstruct import code_picture
+
+    model = tiny(1)
+    app = layout.build_demo({"vq": model}, heldout=None).vaegan_app
+    digit = Image.new("L", (28, 28))
+    ImageDraw.Draw(digit).line((8, 6, 20, 22), fill=255, width=3)
+    _, result = app.reconstruct.reconstruct("vq", digit, None)
+    with outputs.open_picture(result) as picture:
+        assert picture.width == 2 * picture.height  # the code grid, then the reconstruction
+        left = picture.convert("RGB").crop((0, 0, picture.height, picture.height)).resize((7, 7), Image.NEAREST)
+    codes = model.encode_codes(model_input(digit, None, model.image_shape, "image")[None])
+    expected = code_picture(codes[0], 7, model.codebook_size)[0]
+    got = torch.from_numpy(np.array(left)).permute(2, 0, 1).float() / 255
+    assert (got - expected).abs().max() < 0.01
+    assert isinstance(app.sample.sample("vq", 4, 0, 1.0), outputs.InlinePNG)
+    completed = app.complete.complete("vq", "yours", digit, None, None, 0, "top-half", 2, 0)
+    assert isinstance(completed, outputs.InlinePNG)
