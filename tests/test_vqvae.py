@@ -346,3 +346,18 @@ def test_the_demo_shows_the_code_grid_beside_the_reconstruction_samples_and_comp
     assert isinstance(app.sample.sample("vq", 4, 0, 1.0), outputs.InlinePNG)
     completed = app.complete.complete("vq", "yours", digit, None, None, 0, "top-half", 2, 0)
     assert isinstance(completed, outputs.InlinePNG)
+
+
+def test_the_pipeline_class_loads_the_pair_and_samples_what_it_samples(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from vaegan import VQVAEPipeline
+
+    model = tiny(1)
+    VQVAEPipeline(model).save_pretrained(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "vqvae" / "prior" / "diffusion_pytorch_model.safetensors").is_file()
+    for load in (VQVAEPipeline.from_pretrained, DiffusionPipeline.from_pretrained):
+        pipe = load(tmp_path / "pipe")
+        assert type(pipe) is VQVAEPipeline
+        images = pipe(batch_size=3, generator=gen(0), output_type="pt").images
+        assert torch.equal(images, model.sample(3, generator=gen(0)))

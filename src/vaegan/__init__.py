@@ -15,8 +15,9 @@ from .version import __version__  # noqa: F401 - vaegan.__version__
 # DiffusionPipeline pulls in transformers when it is installed, a cost ``import vaegan`` should not pay.
 
 __all__ = ["AE", "GAN", "VAE", "AEPipeline", "AutoModel", "CheckpointError", "ConfigError", "GANPipeline",
-           "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VQVAE", "VAEPipeline", "VaeganError",
-           "WeightsMismatchError", "available_models", "register_model", "register_pipeline", "reload_plugins"]
+           "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VQVAE", "VAEPipeline", "VQVAEPipeline",
+           "VaeganError", "WeightsMismatchError", "available_models", "register_model", "register_pipeline",
+           "reload_plugins"]
 
 
 def __getattr__(name: str) -> Any:

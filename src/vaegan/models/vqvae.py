@@ -19,11 +19,11 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import ModelMixin, VQModel
+from diffusers import ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
@@ -31,9 +31,13 @@ from ..errors import ConfigError
 from . import conditioning
 from .base import GenerativeModel
 from .codeprior import CodePrior
-from .quantize import EMAVectorQuantizer
 from .serialization import load_config, pin_revision
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
+
+if TYPE_CHECKING:
+    from diffusers import VQModel
+
+    from .quantize import EMAVectorQuantizer
 
 PRIORS = ("pixelcnn",)
 RECONSTRUCTION_LOSSES = ("bce", "mse")
@@ -136,6 +140,11 @@ class VQVAE(GenerativeModel):
     def _autoencoder(image_size: int, in_channels: int, widths: list[int], layers_per_block: int,
                      norm_num_groups: int, code_dim: int, num_codes: int, commitment_cost: float,
                      ema_decay: float | None, dead_code_threshold: float) -> VQModel:
+        # Imported here: diffusers' autoencoder modules are heavy, and `import vaegan` must stay light.
+        from diffusers import VQModel
+
+        from .quantize import EMAVectorQuantizer
+
         vq = VQModel(in_channels=in_channels, out_channels=in_channels,
                      down_block_types=("DownEncoderBlock2D",) * len(widths),
                      up_block_types=("UpDecoderBlock2D",) * len(widths), block_out_channels=tuple(widths),
