@@ -5,7 +5,7 @@ import sys
 from typing import Any
 
 from .errors import CheckpointError, ConfigError, VaeganError, WeightsMismatchError
-from .models import AE, GAN, VAE, AutoModel, GenerativeModel, PixelCNN, available_models, register_model
+from .models import AE, GAN, VAE, VQVAE, AutoModel, GenerativeModel, PixelCNN, available_models, register_model
 from .models.registry import PluginError, reload_plugins
 from .pipeline_registry import BUILT_IN_PIPELINES as _PIPELINES
 from .pipeline_registry import register_pipeline
@@ -15,8 +15,9 @@ from .version import __version__  # noqa: F401 - vaegan.__version__
 # DiffusionPipeline pulls in transformers when it is installed, a cost ``import vaegan`` should not pay.
 
 __all__ = ["AE", "GAN", "VAE", "AEPipeline", "AutoModel", "CheckpointError", "ConfigError", "GANPipeline",
-           "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VAEPipeline", "VaeganError",
-           "WeightsMismatchError", "available_models", "register_model", "register_pipeline", "reload_plugins"]
+           "GenerativeModel", "GenerativePipeline", "PixelCNN", "PluginError", "VQVAE", "VAEPipeline", "VQVAEPipeline",
+           "VaeganError", "WeightsMismatchError", "available_models", "register_model", "register_pipeline",
+           "reload_plugins"]
 
 
 def __getattr__(name: str) -> Any:

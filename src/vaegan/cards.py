@@ -42,7 +42,8 @@ CARD_SAMPLES, CARD_GRID_ROWS, CARD_SEED = 16, 4, 0
 CARD_PER_CLASS, CARD_MAX_CLASSES = 8, 20
 
 _FAMILY_TAGS = {"ae": "autoencoder", "vae": "vae", "gan": "gan"}
-_FAMILY_NAMES = {"ae": "autoencoder", "vae": "variational autoencoder", "gan": "generative adversarial network"}
+_FAMILY_NAMES = {"ae": "autoencoder", "vae": "variational autoencoder", "gan": "generative adversarial network",
+                 "vqvae": "vector-quantized autoencoder with a learned prior"}
 _ARCHITECTURE_TAGS = {"conv": "convolutional", "mlp": "mlp", "dcgan": "dcgan"}
 _LOSS_TAGS = {"wgan": "wgan", "wgan_gp": "wgan-gp"}
 _KNOWN_DATASETS = ("fashion-mnist", "kmnist", "emnist", "mnist", "cifar10", "cifar100", "celeba", "svhn", "stl10")
@@ -360,6 +361,8 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         f"{project_link()}{trained_on}. Images are {c} x {h} x {w}{latent}.",
         "",
     ]
+    for section in model.card_sections():
+        parts += [section, ""]
     if model.num_classes is not None:
         methods = ["sample", "interpolate" if model.has_latent_space else None,
                    "reconstruct" if model.can_reconstruct else None,

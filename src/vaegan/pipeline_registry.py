@@ -26,7 +26,7 @@ from .models.validation import closest
 
 ENTRY_POINT_GROUP = "vaegan.pipelines"
 #: vaegan's own pipelines, defined in :mod:`vaegan.pipelines`; no other class may take their names.
-BUILT_IN_PIPELINES = ("AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline")
+BUILT_IN_PIPELINES = ("AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline", "VQVAEPipeline")
 _BUILT_IN_MODULE = "vaegan.pipelines"
 _REGISTRY: dict[str, type] = {}
 _plugins_loaded = False

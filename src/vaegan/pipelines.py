@@ -39,6 +39,7 @@ from .models.gan import GAN
 from .models.registry import get_model_class, register_model, registered_class
 from .models.serialization import CONFIG_DOWNLOAD_KWARGS, load_config
 from .models.vae import VAE
+from .models.vqvae import VQVAE
 from .pipeline_registry import available_pipelines, get_pipeline_class, register_pipeline, reload_pipeline_plugins
 
 __all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline", "available_pipelines",
@@ -324,9 +325,22 @@ class AEPipeline(GenerativePipeline):
         self._register_model(ae)
 
 
+class VQVAEPipeline(GenerativePipeline):
+    """Sample from a :class:`~vaegan.VQVAE` with its learned prior (the pair: the model's own ``vqvae/`` and
+    ``prior/`` components live in the pipeline's ``vqvae/`` folder)."""
+
+    component_name = "vqvae"
+    model_class = VQVAE
+    model_cpu_offload_seq = "vqvae"
+
+    def __init__(self, vqvae: VQVAE):
+        DiffusionPipeline.__init__(self)
+        self._register_model(vqvae)
+
+
 #: vaegan's own pipelines (registered below; plugins add theirs with :func:`register_pipeline`).
 _PIPELINE_CLASSES: dict[str, type[GenerativePipeline]] = {
-    cls.__name__: cls for cls in (GenerativePipeline, VAEPipeline, GANPipeline, AEPipeline)
+    cls.__name__: cls for cls in (GenerativePipeline, VAEPipeline, GANPipeline, AEPipeline, VQVAEPipeline)
 }
 
 

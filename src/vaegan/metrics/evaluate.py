@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .classifier import class_coverage, class_histogram, confident
 from .features import check_features, extract
 from .generation import frechet_distance, inception_score, kernel_distance, pr_f1, precision_recall_density_coverage
-from .likelihood import exact_nll, likelihood_bounds, reconstruction_mse
+from .likelihood import codebook_usage, exact_nll, likelihood_bounds, reconstruction_mse
 from .registry import METRICS, resolve_metrics
 
 logger = logging.getLogger(__name__)
@@ -230,4 +230,6 @@ def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, n
             values.update(exact_nll(model, heldout, class_labels=heldout_labels))
         if "recon" in kinds:
             values["recon_mse"] = reconstruction_mse(model, heldout, class_labels=heldout_labels)
+        if "codes" in kinds:
+            values.update(codebook_usage(model, heldout, class_labels=heldout_labels))
     result["metrics"] = {n: values[n] for n in names if n in values}

@@ -6,6 +6,8 @@
   VAE: :meth:`vaegan.VAE.likelihood_bounds`), in nats per image;
 * ``bpd`` / ``*_bpd``: the same in bits per dimension (divided by ``C * H * W * ln 2``);
 * ``recon_mse``: mean squared error per pixel of ``model.reconstruct(x)`` (the ``reconstruction`` capability).
+* ``codebook_perplexity`` / ``dead_codes``: how much of its codebook a quantized model uses on held-out images
+  (``model.encode_codes``, the ``codes`` capability).
 
 This module only batches images and averages; what ``p(x)`` means is the model's business.
 """
@@ -85,3 +87,18 @@ def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500,
     for x, y in _batches(images, class_labels, batch_size):
         total += float((model.reconstruct(x, class_labels=y).float().cpu() - x.float()).pow(2).flatten(1).mean(1).sum())
     return total / len(images)
+
+
+@torch.no_grad()
+def codebook_usage(model, images: torch.Tensor, batch_size: int = 500,
+                   class_labels: torch.Tensor | None = None) -> dict[str, float]:
+    """``codebook_perplexity`` (``exp`` of the entropy of the code histogram of ``images``) and ``dead_codes`` (codes
+    no image uses) of a model with the ``codes`` capability."""
+    _require(model, "codes", "codebook_perplexity / dead_codes")
+    counts = torch.zeros(model.codebook_size, dtype=torch.float64)
+    for x, y in _batches(images, class_labels, batch_size):
+        codes = model.encode_codes(x, class_labels=y).cpu().flatten()
+        counts += torch.bincount(codes, minlength=model.codebook_size).double()
+    probs = counts / counts.sum()
+    entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum()
+    return {"codebook_perplexity": float(entropy.exp()), "dead_codes": float((counts == 0).sum())}

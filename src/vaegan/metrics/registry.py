@@ -16,6 +16,7 @@ REQUIREMENTS = {
     "log_likelihood": "it needs a model with an exact likelihood (the log_likelihood method, e.g. an autoregressive "
                       "model)",
     "reconstruction": "it needs a model that can reconstruct images (an encoder and a decoder, e.g. an AE or a VAE)",
+    "codes": "it needs a model with discrete codes (the encode_codes method of a quantized family, e.g. a VQ-VAE)",
 }
 
 
@@ -23,7 +24,8 @@ REQUIREMENTS = {
 class Metric:
     name: str
     #: How it is computed: "generation" (features of samples), "classifier" (mnist extractor on samples),
-    #: "likelihood" (bounds on held-out images), "exact" (exact likelihood of held-out images), "recon".
+    #: "likelihood" (bounds on held-out images), "exact" (exact likelihood of held-out images), "recon", "codes"
+    #: (the code histogram of held-out images).
     kind: str
     definition: str
     higher_is_better: bool
@@ -38,7 +40,7 @@ class Metric:
     def requires(self) -> str:
         """What the model must offer: a key of :data:`REQUIREMENTS`."""
         return {"generation": "sample", "classifier": "sample", "likelihood": "likelihood_bounds",
-                "exact": "log_likelihood", "recon": "reconstruction"}[self.kind]
+                "exact": "log_likelihood", "recon": "reconstruction", "codes": "codes"}[self.kind]
 
     @property
     def heldout(self) -> bool:
@@ -99,6 +101,9 @@ _ALL = [
     Metric("elbo_bpd", "likelihood", "`elbo_nll` in bits per dimension", False),
     Metric("iwae_bpd", "likelihood", "`iwae_nll` in bits per dimension", False),
     Metric("recon_mse", "recon", "mean squared error per pixel of reconstructions of held-out real images", False),
+    Metric("codebook_perplexity", "codes", "exp(entropy) of the histogram of the codes of held-out real images: the "
+           "number of equally used codes with the same spread (at most the codebook size)", True),
+    Metric("dead_codes", "codes", "codes of the codebook that no held-out real image uses", False),
 ]
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
 

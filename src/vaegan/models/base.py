@@ -21,6 +21,9 @@ capability          what the family implements                                 w
                     class_labels=None)`` -> per-image lower bounds
 ``completion``      ``complete(images, known_mask, generator,                  "complete the digit"
                     num_completions=1, class_labels=None)``
+``codes``           ``encode_codes(images, class_labels=None)`` -> grids of    ``codebook_perplexity`` /
+                    codebook indices, and ``codebook_size`` (quantized         ``dead_codes``, code pictures
+                    families, e.g. the VQ-VAE)
 ==================  =========================================================  ==============================
 
 Training is driven by ``training_phases`` (one optimizer each), ``phase_is_active``, ``phase_parameters``, the
@@ -80,10 +83,11 @@ CAPABILITIES: Mapping[str, str] = {
     "log_likelihood": "log_likelihood",
     "likelihood_bounds": "likelihood_bounds",
     "completion": "complete",
+    "codes": "encode_codes",
 }
 #: Protocol methods that take ``class_labels=None``; a plugin's older signature without it is adapted.
 _LABELLED_METHODS = ("compute_loss", "decode_latents", "encode_images", "sample", "log_likelihood", "likelihood_bounds",
-                     "complete", "reconstruct")
+                     "complete", "reconstruct", "encode_codes")
 
 
 def _takes_class_labels(method: Callable) -> bool:
@@ -300,6 +304,20 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Redraw the pixels where ``known_mask`` is False given the others (capability ``completion``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot complete images.")
 
+    def encode_codes(self, images: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [0, 1] -> grids of codebook indices ``(B, h, w)`` long, each below
+        :attr:`codebook_size` (capability ``codes``; quantized families)."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete codes.")
+
+    @property
+    def codebook_size(self) -> int | None:
+        """Number of codes of a quantized family (capability ``codes``); None for others."""
+        return None
+
+    def card_sections(self) -> list[str]:
+        """Paragraphs (Markdown) the model card shows after its first lines, e.g. the parts of a model."""
+        return []
+
     def reconstruct(self, images: torch.Tensor, class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Encode then decode ``images`` ``(B, C, H, W)`` in [0, 1] (capability ``reconstruction``)."""
         self._require("reconstruction", "reconstruct images")
@@ -438,7 +456,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             raise FileExistsError(f"{target} exists and is not a directory; choose another save_directory.")
         staging = make_staging_dir(target)
         try:
-            super().save_pretrained(staging, **kwargs)
+            self.save_files(staging, **kwargs)
             if training_config is not None:
                 import yaml
 
@@ -450,6 +468,11 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             publish_folder(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def save_files(self, folder: Path, **kwargs: Any) -> None:
+        """Write ``config.json`` and the safetensors weights into ``folder`` (diffusers' ``save_pretrained``); a
+        model saved as several components (each a subfolder with its own config and weights) overrides this."""
+        ModelMixin.save_pretrained(self, folder, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):

@@ -79,10 +79,15 @@ class GatedLayer(nn.Module):
 
 
 class GatedPixelCNNNet(nn.Module):
-    """Images ``(B, C, H, W)`` scaled to [-1, 1] -> logits ``(B, C * levels, H, W)``, each from the pixels before."""
+    """Images ``(B, C, H, W)`` scaled to [-1, 1] -> logits ``(B, C * levels, H, W)``, each from the pixels before.
+
+    ``out_channels`` (default ``C * levels``): the number of logits per position, e.g. one per code of a codebook
+    for inputs that are code embeddings.
+    """
 
     def __init__(self, in_channels: int, channels: int, num_layers: int, kernel_size: int, levels: int,
-                 head_channels: int, num_classes: int | None, dilations: list[int] | None = None):
+                 head_channels: int, num_classes: int | None, dilations: list[int] | None = None,
+                 out_channels: int | None = None):
         super().__init__()
         dilations = dilations or [1] * num_layers
         self.layers = nn.ModuleList(
@@ -90,7 +95,7 @@ class GatedPixelCNNNet(nn.Module):
             for i in range(num_layers)
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, head_channels, 1), nn.ReLU(),
-                                  nn.Conv2d(head_channels, in_channels * levels, 1))
+                                  nn.Conv2d(head_channels, out_channels or in_channels * levels, 1))
 
     def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         v = h = x

@@ -315,7 +315,8 @@ def explain_load_error(err: Exception, source: str) -> Exception:
 
 
 def publish_folder(staging: Path, target: Path) -> None:
-    """Move a complete staged save into ``target``: weights first, config last."""
+    """Move a complete staged save into ``target``: weights first, config last; a component subfolder (a model
+    saved as several components) is published the same way, before the root's files."""
     if not target.exists():
         os.rename(staging, target)
         return
@@ -323,6 +324,10 @@ def publish_folder(staging: Path, target: Path) -> None:
     for stale in [path for pattern in SAVE_SPECIFIC_PATTERNS for path in target.glob(pattern)]:
         if stale.name not in produced:
             stale.unlink()
-    order = sorted(produced, key=lambda name: (name.endswith(".json"), name == "config.json", name))
+    order = sorted(produced, key=lambda name: ((staging / name).is_file(), name.endswith(".json"),
+                                               name == "config.json", name))
     for name in order:
-        os.replace(staging / name, target / name)
+        if (staging / name).is_dir() and (target / name).is_dir():
+            publish_folder(staging / name, target / name)
+        else:
+            os.replace(staging / name, target / name)

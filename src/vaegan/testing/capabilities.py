@@ -44,6 +44,18 @@ class CapabilityContract(ContractBase):
         assert torch.isfinite(latents).all()
         assert torch.equal(latents, again), "encode_images is not deterministic"
 
+    @needs("codes")
+    def test_codes(self):
+        model = self.make_model()
+        images, labels = self.example_images(model), self.example_labels(model)
+        codes = model.encode_codes(images, class_labels=labels)
+        assert isinstance(codes, torch.Tensor) and codes.dtype == torch.long and len(codes) == len(images), \
+            f"encode_codes must return one long tensor of codes per image, got {codes.dtype} {tuple(codes.shape)}"
+        size = model.codebook_size
+        assert isinstance(size, int) and size >= 2, f"codebook_size must be an integer >= 2, got {size!r}"
+        assert int(codes.min()) >= 0 and int(codes.max()) < size, "codes outside the codebook"
+        assert torch.equal(codes, model.encode_codes(images, class_labels=labels)), "encode_codes is not deterministic"
+
     @needs("reconstruction")
     def test_reconstruction(self):
         model = self.make_model()

@@ -81,9 +81,15 @@ class CoreContract(ContractBase):
     def test_save_load_round_trip(self, tmp_path):
         model = self.make_model(seed=1)
         model.save_pretrained(tmp_path / "model")
-        files = {p.name for p in (tmp_path / "model").iterdir()}
-        assert {"config.json", WEIGHTS, "README.md"} <= files, files
-        assert not any(name.endswith((".bin", ".pt", ".pth", ".ckpt")) for name in files), files
+        folder = tmp_path / "model"
+        files = {p.name for p in folder.iterdir()}
+        assert {"config.json", "README.md"} <= files, files
+        # The weights are at the root, or in component subfolders (each with its own config.json).
+        weights = sorted(folder.rglob(WEIGHTS))
+        assert weights, f"no {WEIGHTS} in {sorted(files)}"
+        assert all((path.parent / "config.json").is_file() for path in weights), weights
+        names = [p.name for p in folder.rglob("*")]
+        assert not any(name.endswith((".bin", ".pt", ".pth", ".ckpt")) for name in names), names
         expected = model.sample(3, generator=gen(0))
         for loader in (self.model_class, AutoModel):
             loaded = loader.from_pretrained(tmp_path / "model")
