@@ -61,6 +61,7 @@ BRIEFS = {
     "elbo_nll": "likelihood bound (ELBO), nats per image", "iwae_nll": "tighter likelihood bound (IWAE), nats",
     "elbo_bpd": "elbo_nll in bits per dimension", "iwae_bpd": "iwae_nll in bits per dimension",
     "recon_mse": "reconstruction error of held-out images",
+    "codebook_perplexity": "codes in use (equally used equivalent)", "dead_codes": "codes no held-out image uses",
 }
 
 _ALL = [
