@@ -42,7 +42,7 @@ from .models.vae import VAE
 from .models.vqvae import VQVAE
 from .pipeline_registry import available_pipelines, get_pipeline_class, register_pipeline, reload_pipeline_plugins
 
-__all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline", "available_pipelines",
+__all__ = ["AEPipeline", "GANPipeline", "GenerativePipeline", "VAEPipeline", "VQVAEPipeline", "available_pipelines",
            "get_pipeline_class", "register_pipeline", "reload_pipeline_plugins"]
 
 OUTPUT_TYPES = ("pil", "np", "pt")
