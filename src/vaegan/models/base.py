@@ -304,6 +304,25 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         """Redraw the pixels where ``known_mask`` is False given the others (capability ``completion``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot complete images.")
 
+    def _known_mask(self, known_mask: Any, batch: int) -> torch.Tensor:
+        """``complete``'s ``known_mask`` as ``(batch, 1, H, W)`` booleans, after checking its type, shape and that
+        something is left to complete."""
+        mask = torch.as_tensor(known_mask, device=self.device)
+        _, h, w = self.image_shape
+        if mask.dtype != torch.bool:
+            raise ValueError(f"known_mask must be a boolean tensor (True: keep the pixel), got {mask.dtype}.")
+        if mask.shape == (h, w):
+            mask = mask.expand(batch, 1, h, w)
+        elif mask.shape == (batch, h, w):
+            mask = mask.unsqueeze(1)
+        elif mask.shape != (batch, 1, h, w):
+            raise ValueError(f"known_mask must have shape ({h}, {w}), ({batch}, {h}, {w}) or ({batch}, 1, {h}, "
+                             f"{w}), got {tuple(mask.shape)}.")
+        if mask.all():
+            raise ValueError("known_mask keeps every pixel, so there is nothing to complete; set the pixels to "
+                             "redraw to False.")
+        return mask
+
     def encode_codes(self, images: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images ``(B, C, H, W)`` in [0, 1] -> grids of codebook indices ``(B, h, w)`` long, each below
         :attr:`codebook_size` (capability ``codes``; quantized families)."""

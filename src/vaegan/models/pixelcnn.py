@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,23 +176,6 @@ class PixelCNN(GenerativeModel):
         canvas = images.repeat_interleave(num_completions, dim=0)
         known = known.repeat_interleave(num_completions, dim=0)
         return self._draw(canvas, known, generator, temperature, labels, sampler)
-
-    def _known_mask(self, known_mask: Any, batch: int) -> torch.Tensor:
-        mask = torch.as_tensor(known_mask, device=self.device)
-        _, h, w = self.image_shape
-        if mask.dtype != torch.bool:
-            raise ValueError(f"known_mask must be a boolean tensor (True: keep the pixel), got {mask.dtype}.")
-        if mask.shape == (h, w):
-            mask = mask.expand(batch, 1, h, w)
-        elif mask.shape == (batch, h, w):
-            mask = mask.unsqueeze(1)
-        elif mask.shape != (batch, 1, h, w):
-            raise ValueError(f"known_mask must have shape ({h}, {w}), ({batch}, {h}, {w}) or ({batch}, 1, {h}, "
-                             f"{w}), got {tuple(mask.shape)}.")
-        if mask.all():
-            raise ValueError("known_mask keeps every pixel, so there is nothing to complete; set the pixels to "
-                             "redraw to False.")
-        return mask
 
     @torch.no_grad()
     def _draw(self, canvas: torch.Tensor, known: torch.Tensor, generator: torch.Generator | None,

@@ -278,23 +278,6 @@ class VQVAE(GenerativeModel):
         images, known = images.repeat_interleave(num_completions, 0), known.repeat_interleave(num_completions, 0)
         return torch.where(known, images, self.decode_codes(drawn))
 
-    def _known_mask(self, known_mask: Any, batch: int) -> torch.Tensor:
-        mask = torch.as_tensor(known_mask, device=self.device)
-        _, h, w = self.image_shape
-        if mask.dtype != torch.bool:
-            raise ValueError(f"known_mask must be a boolean tensor (True: keep the pixel), got {mask.dtype}.")
-        if mask.shape == (h, w):
-            mask = mask.expand(batch, 1, h, w)
-        elif mask.shape == (batch, h, w):
-            mask = mask.unsqueeze(1)
-        elif mask.shape != (batch, 1, h, w):
-            raise ValueError(f"known_mask must have shape ({h}, {w}), ({batch}, {h}, {w}) or ({batch}, 1, {h}, "
-                             f"{w}), got {tuple(mask.shape)}.")
-        if mask.all():
-            raise ValueError("known_mask keeps every pixel, so there is nothing to complete; set the pixels to "
-                             "redraw to False.")
-        return mask
-
     # ------------------------------------------------------------------ training
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         if phase == "prior":
