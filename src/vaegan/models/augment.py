@@ -79,8 +79,16 @@ def color(images: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 def translation(images: torch.Tensor, generator: torch.Generator | None = None, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by whole pixels, up to ``ratio`` of its size in each direction; zeros move in."""
+    height, width = images.shape[-2:]
+    return shift(images, int(height * ratio + 0.5), int(width * ratio + 0.5), generator)
+
+
+def shift(images: torch.Tensor, max_dy: int, max_dx: int | None = None,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels in ``[-max_dy, max_dy]`` x ``[-max_dx, max_dx]``
+    (``max_dx`` defaults to ``max_dy``); zeros move in."""
     batch, _, height, width = images.shape
-    max_dy, max_dx = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    max_dx = max_dy if max_dx is None else max_dx
     dy = _randint(images, generator, -max_dy, max_dy + 1, batch)
     dx = _randint(images, generator, -max_dx, max_dx + 1, batch)
     # Output pixel (i, j) reads input pixel (i - dy, j - dx) of the image padded by one zero on each side.

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import conditioning
+from .augment import shift
 from .base import GenerativeModel
 from .codeprior import CodePrior
 from .serialization import load_config, pin_revision
@@ -68,6 +69,9 @@ class VQVAE(GenerativeModel):
         prior: ``pixelcnn`` (the learned prior over code grids; the model samples) or null (the autoencoder alone).
         prior_embedding_dim, prior_channels, prior_layers, prior_kernel_size, prior_head_channels, prior_dilations:
             the prior's code embedding and its Gated PixelCNN (see :class:`~vaegan.PixelCNN`).
+        prior_max_shift: the prior trains on the codes of training digits shifted by up to this many pixels in each
+            direction (a fresh shift per image and step): new code grids of the same digits, against the prior
+            memorising the training grids; 0 encodes the digits as they are.
         num_classes, class_names: a class-conditional prior (the autoencoder itself reads no labels).
     """
 
@@ -96,6 +100,7 @@ class VQVAE(GenerativeModel):
         prior_kernel_size: int = 3,
         prior_head_channels: int = 128,
         prior_dilations: Sequence[int] | None = None,
+        prior_max_shift: int = 0,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
     ):
@@ -121,6 +126,7 @@ class VQVAE(GenerativeModel):
         check_choice("reconstruction_loss", reconstruction_loss, RECONSTRUCTION_LOSSES)
         if prior is not None:
             check_choice("prior", prior, PRIORS)
+        check_int("prior_max_shift", prior_max_shift, minimum=0, maximum=image_size // 2)
         conditioning.check_class_config(num_classes, class_names)
         if prior is None and num_classes is not None:
             raise ConfigError("num_classes makes the prior class-conditional, but prior is null; set prior: pixelcnn "
@@ -292,6 +298,8 @@ class VQVAE(GenerativeModel):
     def compute_loss(self, phase: str, images: torch.Tensor, step: int,
                      class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if phase == "prior":
+            if self.config.prior_max_shift:
+                images = shift(images, self.config.prior_max_shift)
             codes = self.encode_codes(images)  # the frozen autoencoder's codes
             nll = -self._require_prior("train a prior").log_prob(codes, class_labels).mean()
             return {"loss": nll / math.prod(self.grid_shape), "nll": nll.detach()}
