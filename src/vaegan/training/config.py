@@ -35,6 +35,7 @@ from ..files import write_file
 from ..imageprep import BAD_IMAGE_POLICIES, CROPS
 from ..models import get_model_class
 from ..models.validation import closest
+from .schedules import LR_SCHEDULERS
 
 #: Settings about the machine and the person running a training rather than about the model and its data. A
 #: fine-tuning run never takes them from a model's recorded training_config.yaml: that file was written on another
@@ -95,6 +96,8 @@ class StageConfig:
     phase_learning_rates: dict[str, float] | None = None
     betas: list[float] | None = None
     weight_decay: float | None = None
+    lr_scheduler: str | None = None
+    lr_warmup_steps: int | None = None
 
 
 @dataclass
@@ -112,6 +115,10 @@ class TrainConfig:
     phase_learning_rates: dict[str, float] = field(default_factory=dict)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
+    #: How the learning rate changes over a stage (vaegan.training.schedules): ``constant``, ``linear`` or
+    #: ``cosine`` (down to 0 at the stage's end), after a linear warm-up of ``lr_warmup_steps`` steps.
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
     max_grad_norm: float | None = None
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "no"
@@ -277,6 +284,8 @@ _STAGE_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "phase_learning_rates": (lambda v: all(x > 0 for x in v.values()), "values > 0"),
     "betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "lr_scheduler": (lambda v: v in LR_SCHEDULERS, f"one of {', '.join(LR_SCHEDULERS)}"),
+    "lr_warmup_steps": (lambda v: v >= 0, ">= 0"),
 }
 
 

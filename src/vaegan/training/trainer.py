@@ -59,6 +59,7 @@ from .outputs import (
 )
 from .progress import Progress
 from .running import RunningMeans, non_finite, prepare_networks
+from .schedules import lr_factor
 from .stages import Stage, check_resumed_stage, check_stage_name, epoch_limit, plan_stages, stage_at
 from .tracking import JSONLinesTracker
 from .waiting import MainProcessWait
@@ -140,12 +141,24 @@ def make_optimizer(settings: TrainConfig, phase: str, params: list[nn.Parameter]
     t = settings
     lr = t.phase_learning_rates.get(phase, t.learning_rate)
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-    if t.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=t.betas[0], weight_decay=t.weight_decay)
+        optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    elif t.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    elif t.optimizer == "rmsprop":
+        optimizer = torch.optim.RMSprop(params, lr=lr, weight_decay=t.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=t.betas[0], weight_decay=t.weight_decay)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr  # the base rate train.lr_scheduler scales (the key torch's LR schedulers use)
+    return optimizer
+
+
+def apply_lr_schedule(optimizer: torch.optim.Optimizer, settings: TrainConfig, stage: Stage, step: int) -> None:
+    """Set the learning rate of the step after ``step`` completed steps: the base rate times the factor of
+    ``train.lr_scheduler`` at that point of ``stage``."""
+    factor = lr_factor(settings.lr_scheduler, settings.lr_warmup_steps, step - stage.start, stage.end - stage.start)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
 
 
 class Trainer:
@@ -289,9 +302,10 @@ class Trainer:
             for phase, optimizer in optimizers.items():
                 fresh = make_optimizer(settings, phase, self.model.phase_parameters(phase))
                 for group, wanted in zip(optimizer.param_groups, fresh.param_groups, strict=True):
-                    if group["lr"] != wanted["lr"]:
-                        self._print(f"Learning rate of {phase}: {wanted['lr']:g} (the checkpoint's run used "
-                                    f"{group['lr']:g}).")
+                    saved = group.get("initial_lr", group["lr"])  # the base rate, before the schedule's factor
+                    if saved != wanted["initial_lr"]:
+                        self._print(f"Learning rate of {phase}: {wanted['initial_lr']:g} (the checkpoint's run used "
+                                    f"{saved:g}).")
                     group.update({key: value for key, value in wanted.items() if key != "params"})
 
     def _available_trackers(self) -> list[str]:
@@ -482,10 +496,12 @@ class Trainer:
         acc, logs = self.accelerator, {}
         stage = stage_at(self.plan, self.state.step)
         multi_phase = len(self.model.training_phases) > 1
+        settings = self.config.stage_settings(stage.name)
         with acc.accumulate(self.loss_module):
             for phase, optimizer in self.stage_optimizers[stage.name].items():
                 if not self.model.phase_is_active(phase, self.state.step):
                     continue
+                apply_lr_schedule(optimizer, settings, stage, self.state.step)
                 self._set_trainable(phase)
                 losses = self.loss_module(images, phase=phase, step=self.state.step, class_labels=labels)
                 acc.backward(losses["loss"])
@@ -735,7 +751,9 @@ class Trainer:
             "steps": self.state.step,
             "batch_size": t.batch_size * acc.num_processes * t.gradient_accumulation_steps,
             "optimizer": f"{t.optimizer} (lr {t.learning_rate}" + (
-                f", per phase {t.phase_learning_rates})" if t.phase_learning_rates else ")"),
+                f", per phase {t.phase_learning_rates}" if t.phase_learning_rates else "") + (
+                "" if t.lr_scheduler == "constant" and not t.lr_warmup_steps else
+                f", {t.lr_scheduler} schedule, {t.lr_warmup_steps} warm-up steps") + ")",
             "mixed_precision": t.mixed_precision,
             "hardware": f"{acc.num_processes} x {acc.device.type}",
             "training_seconds": round(seconds, 1),
