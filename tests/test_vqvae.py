@@ -4,6 +4,7 @@ training in two stages, metrics."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from vaegan import VQVAE, AutoModel
 from vaegan.errors import ConfigError
 from vaegan.metrics import codebook_usage
 from vaegan.metrics.registry import applicable_metrics
+from vaegan.models.augment import shift
 from vaegan.models.quantize import EMAVectorQuantizer
 from vaegan.testing import GenerativeModelContract
 from vaegan.training.config import config_from_dict
@@ -41,7 +43,8 @@ class TestVQVAE(GenerativeModelContract):
                        ({"prior": "flow"}, "prior='flow' is not supported"),
                        ({"prior": None, "num_classes": 10}, "prior is null"),
                        ({"prior_kernel_size": 4}, "kernel_size must be odd"),
-                       ({"ema_decay": 1.0}, "ema_decay")]
+                       ({"ema_decay": 1.0}, "ema_decay"),
+                       ({"prior_max_shift": 15}, "prior_max_shift")]
     train_config = {"stages": STAGES}
 
 
@@ -263,9 +266,10 @@ def test_both_stages_train_and_the_prior_stage_leaves_the_autoencoder_alone(tmp_
                for name, tensor in final.prior.state_dict().items())
 
 
-@pytest.mark.parametrize("stop_at", [2, 4])  # inside the vqvae stage, inside the prior stage
-def test_resume_in_either_stage_is_exact(tmp_path, monkeypatch, stop_at):
-    straight = train(_config(tmp_path / "straight"))
+@pytest.mark.parametrize("stop_at, model", [(2, None), (4, None), (4, {"prior_max_shift": 2})],
+                         ids=["vqvae-stage", "prior-stage", "prior-stage-shifted"])
+def test_resume_in_either_stage_is_exact(tmp_path, monkeypatch, stop_at, model):
+    straight = train(_config(tmp_path / "straight", model=model))
     reset_accelerate_state()
     original = Trainer.save_checkpoint
 
@@ -276,13 +280,53 @@ def test_resume_in_either_stage_is_exact(tmp_path, monkeypatch, stop_at):
         return path
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
-    config = _config(tmp_path / "split")
+    config = _config(tmp_path / "split", model=model)
     with pytest.raises(KeyboardInterrupt):
         train(config)
     reset_accelerate_state()
     monkeypatch.setattr(Trainer, "save_checkpoint", original)
     resumed = train(config, resume="latest")
     assert weights_sha256(AutoModel.from_pretrained(resumed)) == weights_sha256(AutoModel.from_pretrained(straight))
+
+
+def test_shift_moves_each_image_by_at_most_its_maximum():
+    digits = torch.zeros(64, 1, 12, 12)
+    digits[:, :, 4:8, 5:7] = 1.0  # a stroke 4 pixels from every border
+    shifted = shift(digits, 2, generator=gen(0))
+    assert torch.equal(shift(digits, 0, generator=gen(0)), digits)
+    assert torch.equal(shifted.sum((1, 2, 3)), digits.sum((1, 2, 3)))  # nothing falls off the border
+    rows, cols = shifted[:, 0].amax(2).argmax(1) - 4, shifted[:, 0].amax(1).argmax(1) - 5
+    assert rows.abs().max() == 2 and cols.abs().max() == 2
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 10  # many different shifts
+    assert torch.equal(shifted, shift(digits, 2, generator=gen(0)))  # seeded
+
+
+def test_the_prior_stage_encodes_shifted_digits_and_the_autoencoder_stage_does_not(monkeypatch):
+    model, seen = tiny(0, prior_max_shift=3).train(), []
+    original = model.encode_codes
+    monkeypatch.setattr(model, "encode_codes", lambda images: seen.append(images) or original(images))
+    digits = torch.zeros(16, 1, 28, 28)
+    digits[:, :, 10:18, 12:16] = 1.0
+    torch.manual_seed(0)
+    model.compute_loss("prior", digits, step=0)["loss"].backward()
+    [encoded] = seen
+    assert encoded.shape == digits.shape and not torch.equal(encoded, digits)
+    assert torch.equal(encoded.sum((1, 2, 3)), digits.sum((1, 2, 3)))
+    model.compute_loss("vqvae", digits, step=0)
+    assert len(seen) == 1  # the autoencoder trains on the digits as they are
+
+
+def test_a_pair_saved_before_prior_max_shift_loads_and_samples_as_before(tmp_path):
+    from safetensors.torch import load_file
+
+    folder = Path(__file__).parent / "data" / "vqvae-d6ed590"
+    pair = AutoModel.from_pretrained(folder / "pair")
+    assert type(pair) is VQVAE and pair.config.prior_max_shift == 0
+    expected = load_file(folder / "pair-samples.safetensors")["samples"]
+    torch.testing.assert_close(pair.sample(3, generator=gen(0)), expected, atol=1e-6, rtol=0)
+    pair.save_pretrained(tmp_path / "pair", model_card=False)
+    torch.testing.assert_close(VQVAE.from_pretrained(tmp_path / "pair").sample(3, generator=gen(0)), expected,
+                               atol=1e-6, rtol=0)
 
 
 def test_a_prior_for_a_vqvae_alone_with_stage_prior(tmp_path):
