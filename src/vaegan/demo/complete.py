@@ -24,8 +24,9 @@ YOURS, HELDOUT = "yours", "heldout"  # where the digit comes from
 KEEP_OPTIONS = [(keep.replace("-", " "), keep) for keep in sorted(KEEP_CHOICES, key=KEEP_CHOICES.__getitem__)]
 
 NOTE = """The first image is the part the model keeps (grey: redrawn); a model of binary pixels keeps them
-thresholded at one half. The others are its completions: it redraws the rest pixel by pixel, in reading order,
-each pixel given the ones before it. The same seed gives the same completions."""
+thresholded at one half. The others are its completions: it redraws the rest in reading order, each pixel given
+the ones before it (a VQ-VAE redraws the positions of its code grid that the kept part does not fix, then decodes
+the grid). The same seed gives the same completions."""
 
 
 class CompleteTab(DemoTab):
