@@ -196,6 +196,25 @@ def test_the_pair_saves_as_two_components_and_loads_as_one_model(tmp_path):
     assert weights_sha256(AutoModel.from_pretrained(root)) == weights_sha256(tiny(2))
 
 
+def test_a_model_saved_over_a_pair_removes_its_components_and_keeps_the_users_folders(tmp_path):
+    root = tmp_path / "model"
+    tiny(1).save_pretrained(root)
+    (root / "notes").mkdir()
+    (root / "notes" / "config.json").write_text('{"_class_name": "MyThing"}')  # not a vaegan class: kept
+    (root / "results").mkdir()
+    (root / "results" / "config.json").write_text('{"_class_name": "VQVAE"}')
+    (root / "results" / "table.csv").write_text("a,b")  # a file no save writes: the folder is the user's
+    alone = tiny(2).autoencoder()
+    alone.save_pretrained(root)
+    assert not (root / "vqvae").exists() and not (root / "prior").exists()
+    assert (root / "notes" / "config.json").is_file() and (root / "results" / "table.csv").is_file()
+    assert (root / "diffusion_pytorch_model.safetensors").is_file()
+    assert weights_sha256(AutoModel.from_pretrained(root)) == weights_sha256(alone)
+    tiny(3).save_pretrained(root)  # and back: the pair leaves no root weights behind
+    assert not (root / "diffusion_pytorch_model.safetensors").exists()
+    assert weights_sha256(AutoModel.from_pretrained(root)) == weights_sha256(tiny(3))
+
+
 def test_the_vqvae_component_alone_reconstructs_and_says_how_to_get_a_prior(tmp_path):
     model = tiny(1)
     model.save_pretrained(tmp_path / "model")

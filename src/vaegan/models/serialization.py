@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -314,6 +315,28 @@ def explain_load_error(err: Exception, source: str) -> Exception:
     return err
 
 
+def _is_saved_component(folder: Path) -> bool:
+    """Whether ``folder`` is a component vaegan saved: a real folder holding only a ``config.json`` of a vaegan
+    class and that save's files (anything else in it, or another library's class, is the user's and is kept)."""
+    from .base import GenerativeModel
+
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    files = list(folder.iterdir())
+    if not all(f.is_file() and not f.is_symlink() and (f.name in ("config.json", "README.md") or any(
+            f.match(pattern) for pattern in SAVE_SPECIFIC_PATTERNS)) for f in files):
+        return False
+    try:
+        name = json.loads((folder / "config.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(cls.__name__ == name for cls in _subclasses(GenerativeModel))
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls] + [sub for child in cls.__subclasses__() for sub in _subclasses(child)]
+
+
 def publish_folder(staging: Path, target: Path) -> None:
     """Move a complete staged save into ``target``: weights first, config last; a component subfolder (a model
     saved as several components) is published the same way, before the root's files."""
@@ -324,6 +347,8 @@ def publish_folder(staging: Path, target: Path) -> None:
     for stale in [path for pattern in SAVE_SPECIFIC_PATTERNS for path in target.glob(pattern)]:
         if stale.name not in produced:
             stale.unlink()
+    for stale in [path for path in target.iterdir() if path.name not in produced and _is_saved_component(path)]:
+        shutil.rmtree(stale)  # a component of the model saved here before (a VQ-VAE's vqvae/, prior/)
     order = sorted(produced, key=lambda name: ((staging / name).is_file(), name.endswith(".json"),
                                                name == "config.json", name))
     for name in order:
