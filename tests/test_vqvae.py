@@ -202,12 +202,12 @@ def test_a_model_saved_over_a_pair_removes_its_components_and_keeps_the_users_fo
     (root / "notes").mkdir()
     (root / "notes" / "config.json").write_text('{"_class_name": "MyThing"}')  # not a vaegan class: kept
     (root / "results").mkdir()
-    (root / "results" / "config.json").write_text('{"_class_name": "VQVAE"}')
-    (root / "results" / "table.csv").write_text("a,b")  # a file no save writes: the folder is the user's
+    (root / "results" / "config.json").write_text('{"_class_name": "VQVAE"}')  # no family saves a results/
+    (root / "prior" / "table.csv").write_text("a,b")  # a file no save writes: the folder is the user's now
     alone = tiny(2).autoencoder()
     alone.save_pretrained(root)
-    assert not (root / "vqvae").exists() and not (root / "prior").exists()
-    assert (root / "notes" / "config.json").is_file() and (root / "results" / "table.csv").is_file()
+    assert not (root / "vqvae").exists() and (root / "prior" / "table.csv").is_file()
+    assert (root / "notes" / "config.json").is_file() and (root / "results" / "config.json").is_file()
     assert (root / "diffusion_pytorch_model.safetensors").is_file()
     assert weights_sha256(AutoModel.from_pretrained(root)) == weights_sha256(alone)
     tiny(3).save_pretrained(root)  # and back: the pair leaves no root weights behind
@@ -251,6 +251,15 @@ def test_push_to_the_hub_and_load_samples_the_same(hub):
     assert torch.equal(loaded.sample(6, generator=gen(0)), model.sample(6, generator=gen(0)))
     alone = AutoModel.from_pretrained("org/mnist-vqvae", subfolder="vqvae")
     assert not alone.can_sample and weights_sha256(alone.vqvae) == weights_sha256(model.vqvae)
+    # Another model pushed over the pair: the pair's components go in the same commit.
+    other = tiny(2).autoencoder()
+    other.push_to_hub("org/mnist-vqvae")
+    files = set(HfApi().list_repo_files("org/mnist-vqvae"))
+    assert "diffusion_pytorch_model.safetensors" in files and not any(f.startswith(("vqvae/", "prior/")) for f in files)
+    assert weights_sha256(AutoModel.from_pretrained("org/mnist-vqvae")) == weights_sha256(other)
+    model.push_to_hub("org/mnist-vqvae")  # and the pair again: its own components are kept
+    assert weights_sha256(AutoModel.from_pretrained("org/mnist-vqvae")) == weights_sha256(model)
+    assert "diffusion_pytorch_model.safetensors" not in set(HfApi().list_repo_files("org/mnist-vqvae"))
 
 
 # ---------------------------------------------------------------------------------------------- training

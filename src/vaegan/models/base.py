@@ -62,6 +62,7 @@ from . import conditioning, registry
 from .conditioning import ClassLabels
 from .serialization import (
     SAVE_SPECIFIC_PATTERNS,
+    all_subclasses,
     check_loaded_weights,
     describe_keys,
     explain_load_error,
@@ -120,6 +121,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
     #: Ordered training stages, each a name and the phases it trains, e.g. ``(("autoencoder", ("model",)),
     #: ("prior", ("prior",)))``; empty: one stage that trains every phase of ``training_phases``.
     training_stages: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    #: Subfolders a model of this family saves its components in (``save_files``); empty for one-folder families.
+    component_folders: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -569,7 +572,9 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             commit = api.upload_folder(
                 repo_id=repo_id, folder_path=Path(tmp) / "model", revision=revision, create_pr=create_pr,
                 commit_message=commit_message or f"Upload {type(self).__name__} with vaegan",
-                # Same commit: drop the files of an earlier push that this one lacks.
-                delete_patterns=list(SAVE_SPECIFIC_PATTERNS),
+                # Same commit: drop the files of an earlier push that this one lacks, also the component folders
+                # of another model pushed there before (a VQ-VAE pair's vqvae/ and prior/).
+                delete_patterns=list(SAVE_SPECIFIC_PATTERNS) + sorted(
+                    f"{folder}/*" for cls in all_subclasses(GenerativeModel) for folder in cls.component_folders),
             )
         return commit.commit_url

@@ -316,11 +316,13 @@ def explain_load_error(err: Exception, source: str) -> Exception:
 
 
 def _is_saved_component(folder: Path) -> bool:
-    """Whether ``folder`` is a component vaegan saved: a real folder holding only a ``config.json`` of a vaegan
-    class and that save's files (anything else in it, or another library's class, is the user's and is kept)."""
+    """Whether ``folder`` is a component vaegan saved: a real folder named as a family's component folder, holding
+    only a ``config.json`` of a vaegan class and that save's files (anything else in it, or another library's
+    class, is the user's and is kept)."""
     from .base import GenerativeModel
 
-    if folder.is_symlink() or not folder.is_dir():
+    classes = all_subclasses(GenerativeModel)
+    if folder.is_symlink() or not folder.is_dir() or not any(folder.name in c.component_folders for c in classes):
         return False
     files = list(folder.iterdir())
     if not all(f.is_file() and not f.is_symlink() and (f.name in ("config.json", "README.md") or any(
@@ -330,11 +332,12 @@ def _is_saved_component(folder: Path) -> bool:
         name = json.loads((folder / "config.json").read_text()).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return False
-    return any(cls.__name__ == name for cls in _subclasses(GenerativeModel))
+    return any(cls.__name__ == name for cls in classes)
 
 
-def _subclasses(cls: type) -> list[type]:
-    return [cls] + [sub for child in cls.__subclasses__() for sub in _subclasses(child)]
+def all_subclasses(cls: type) -> list[type]:
+    """``cls`` and every class derived from it (imported so far), depth first."""
+    return [cls] + [sub for child in cls.__subclasses__() for sub in all_subclasses(child)]
 
 
 def publish_folder(staging: Path, target: Path) -> None:

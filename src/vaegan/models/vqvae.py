@@ -78,6 +78,7 @@ class VQVAE(GenerativeModel):
     family = "vqvae"
     training_phases = ("vqvae", "prior")
     training_stages = (("vqvae", ("vqvae",)), ("prior", ("prior",)))
+    component_folders = (AUTOENCODER_FOLDER, PRIOR_FOLDER)
 
     @register_to_config
     def __init__(
