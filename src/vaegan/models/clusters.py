@@ -1,4 +1,5 @@
-"""Cluster conditioning for unconditional GANs: k-means clusters of the training images stand in for labels.
+"""Cluster conditioning for unconditional GANs (and VQ-VAE priors): k-means clusters of the training images stand in
+for labels.
 
 A class-conditional GAN draws far cleaner digits than an unconditional one from the same data and budget: the
 label tells both players which mode a sample belongs to. ``GAN(clusters=K)`` gets that benefit without labels
@@ -6,7 +7,8 @@ label tells both players which mode a sample belongs to. ``GAN(clusters=K)`` get
 GAN"): before training, k-means splits the training images into ``K`` clusters; the generator reads the cluster
 beside ``z``, the discriminator is a projection discriminator on the cluster of each image (real images: the
 nearest centre; fakes: the cluster they were drawn for), and sampling draws clusters with their training
-frequencies. The model stays unconditional to its users: its latent is ``[z, one_hot(cluster)]``.
+frequencies. The model stays unconditional to its users: its latent is ``[z, one_hot(cluster)]``. A VQ-VAE's prior
+over code grids is conditioned the same way (``VQVAE(prior_clusters=K)``): it draws a cluster, then the codes.
 
 :class:`ClusterSet` holds the centres and frequencies as buffers, so they are saved with the weights (safetensors).
 """
@@ -71,11 +73,15 @@ class ClusterSet(nn.Module):
         self.centers.copy_(torch.as_tensor(kmeans.cluster_centers_))
         self.weights.copy_(counts / counts.sum())
 
-    def assign(self, images: torch.Tensor) -> torch.Tensor:
-        """The nearest centre of each image ``(B, C, H, W)`` in [0, 1] -> ``(B,)`` cluster indices."""
+    def assign(self, images: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """The nearest centre of each image ``(B, C, H, W)`` in [0, 1] -> ``(B,)`` cluster indices; with ``known``
+        (``(B, 1 or C, H, W)`` bool), the nearest on the known pixels alone (an image to complete)."""
         x = cluster_features(images).to(self.centers.dtype)
-        distances = (self.centers**2).sum(1) - 2 * x @ self.centers.T  # ||x||^2 is the same for every centre
-        return distances.argmin(1)
+        if known is None:
+            distances = (self.centers**2).sum(1) - 2 * x @ self.centers.T  # ||x||^2 is the same for every centre
+            return distances.argmin(1)
+        weights = cluster_features(known.expand_as(images).to(x.dtype))
+        return ((x[:, None] - self.centers[None]) ** 2 * weights[:, None]).sum(-1).argmin(1)
 
     def draw(self, num: int, generator: torch.Generator | list[torch.Generator] | None,
              device: torch.device) -> torch.Tensor:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import GenerativeModel
+from .clusters import ClusterSet
 from .masked import CachedPass, GatedPixelCNNNet
 from .pixelcnn import check_dilations
 from .validation import check_int
@@ -24,6 +25,10 @@ from .validation import check_int
 
 class CodePrior(GenerativeModel):
     """Autoregressive categorical prior over ``(grid_size, grid_size)`` grids of ``num_codes`` codes.
+
+    Conditioned on a class (``num_classes``) or on one of ``clusters`` k-means clusters of the training images
+    (``cluster_set``: its centres, ``cluster_features`` numbers each, and their training shares), which stands in
+    for a label the way a cluster-conditioned GAN's does (:mod:`vaegan.models.clusters`).
 
     A component (saved in a VQ-VAE's ``prior/`` folder); it derives from :class:`GenerativeModel` for vaegan's
     strict safetensors loading and is not registered as a family.
@@ -34,7 +39,8 @@ class CodePrior(GenerativeModel):
     @register_to_config
     def __init__(self, num_codes: int = 128, grid_size: int = 7, embedding_dim: int = 32, channels: int = 64,
                  num_layers: int = 8, kernel_size: int = 3, head_channels: int = 128,
-                 dilations: Sequence[int] | None = None, num_classes: int | None = None):
+                 dilations: Sequence[int] | None = None, num_classes: int | None = None,
+                 clusters: int | None = None, cluster_features: int | None = None):
         super().__init__()
         check_int("num_codes", num_codes, minimum=2, maximum=65_536)
         check_int("grid_size", grid_size, minimum=2, maximum=256)
@@ -46,12 +52,23 @@ class CodePrior(GenerativeModel):
         check_int("prior head_channels", head_channels, maximum=4096)
         if num_classes is not None:
             check_int("num_classes", num_classes, minimum=2, maximum=100_000)
+        if clusters is not None:
+            check_int("prior clusters", clusters, minimum=2, maximum=1000)
+            check_int("cluster_features", cluster_features, maximum=1 << 20)
+            if num_classes is not None:
+                raise ConfigError("a prior is conditioned on classes (num_classes) or on clusters (prior_clusters), "
+                                  "not both; drop one of them.")
         dilations = check_dilations(dilations, num_layers, grid_size)
-        self._build(lambda: {
-            "embedding": nn.Embedding(num_codes, embedding_dim),
-            "net": GatedPixelCNNNet(embedding_dim, channels, num_layers, kernel_size, 1, head_channels, num_classes,
-                                    dilations, out_channels=num_codes),
-        })
+
+        def factory() -> dict[str, nn.Module]:
+            nets: dict[str, nn.Module] = {
+                "embedding": nn.Embedding(num_codes, embedding_dim),
+                "net": GatedPixelCNNNet(embedding_dim, channels, num_layers, kernel_size, 1, head_channels,
+                                        num_classes or clusters, dilations, out_channels=num_codes)}
+            if clusters is not None:
+                nets["cluster_set"] = ClusterSet(clusters, cluster_features)
+            return nets
+        self._build(factory)
 
     @property
     def grid_shape(self) -> tuple[int, int]:

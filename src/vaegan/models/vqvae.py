@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from . import conditioning
 from .augment import shift
 from .base import GenerativeModel
+from .clusters import MAX_CLUSTER_SIDE
 from .codeprior import CodePrior
 from .serialization import load_config, pin_revision
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
@@ -47,7 +48,7 @@ AUTOENCODER_FOLDER, PRIOR_FOLDER = "vqvae", "prior"
 #: The pair's config keys that are the prior's, and the CodePrior argument each sets.
 PRIOR_KEYS = {"prior_embedding_dim": "embedding_dim", "prior_channels": "channels", "prior_layers": "num_layers",
               "prior_kernel_size": "kernel_size", "prior_head_channels": "head_channels",
-              "prior_dilations": "dilations", "num_classes": "num_classes"}
+              "prior_dilations": "dilations", "num_classes": "num_classes", "prior_clusters": "clusters"}
 
 
 class VQVAE(GenerativeModel):
@@ -72,6 +73,9 @@ class VQVAE(GenerativeModel):
         prior_max_shift: the prior trains on the codes of training digits shifted by up to this many pixels in each
             direction (a fresh shift per image and step): new code grids of the same digits, against the prior
             memorising the training grids; 0 encodes the digits as they are.
+        prior_clusters: an unconditional pair whose prior is conditioned on one of this many k-means clusters of the
+            training digits (fitted when the prior stage starts), drawn with their training shares when sampling: a
+            global choice (which kind of digit) before the codes, like a cluster-conditioned GAN's; null: none.
         num_classes, class_names: a class-conditional prior (the autoencoder itself reads no labels).
     """
 
@@ -102,6 +106,7 @@ class VQVAE(GenerativeModel):
         prior_head_channels: int = 128,
         prior_dilations: Sequence[int] | None = None,
         prior_max_shift: int = 0,
+        prior_clusters: int | None = None,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
     ):
@@ -132,6 +137,9 @@ class VQVAE(GenerativeModel):
         if prior is None and num_classes is not None:
             raise ConfigError("num_classes makes the prior class-conditional, but prior is null; set prior: pixelcnn "
                               "or drop num_classes.")
+        if prior is None and prior_clusters is not None:
+            raise ConfigError("prior_clusters conditions the prior on clusters, but prior is null; set prior: pixelcnn "
+                              "or drop prior_clusters.")
 
         def factory() -> dict[str, nn.Module]:
             nets: dict[str, nn.Module] = {"vqvae": self._autoencoder(image_size, in_channels, widths, layers_per_block,
@@ -165,7 +173,9 @@ class VQVAE(GenerativeModel):
         """The :class:`CodePrior` arguments of a pair's config."""
         grid = config["image_size"] // 2 ** (len(config["block_out_channels"]) - 1)
         kwargs = {"num_codes": config["num_codes"], "grid_size": grid}
-        kwargs.update({arg: config[key] for key, arg in PRIOR_KEYS.items()})
+        kwargs.update({arg: config.get(key) for key, arg in PRIOR_KEYS.items()})
+        if kwargs["clusters"] is not None:
+            kwargs["cluster_features"] = config["in_channels"] * min(config["image_size"], MAX_CLUSTER_SIDE) ** 2
         if kwargs["dilations"] is not None:
             kwargs["dilations"] = list(kwargs["dilations"])
         return kwargs
@@ -233,7 +243,23 @@ class VQVAE(GenerativeModel):
 
     @property
     def can_sample(self) -> bool:
-        return self.prior is not None
+        return self.prior is not None and (not self.config.prior_clusters or self.prior.cluster_set.fitted)
+
+    def _prior_labels(self, prior: CodePrior, class_labels: conditioning.ClassLabels | None, count: int,
+                      generator: torch.Generator | None = None, images: torch.Tensor | None = None,
+                      known: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What the prior is conditioned on: the classes (drawn uniformly when left out), or clusters (those of
+        ``images`` on their ``known`` pixels, else drawn with their training shares), or nothing."""
+        labels = self.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
+        if not self.config.prior_clusters:
+            return labels
+        if not prior.cluster_set.fitted:
+            raise RuntimeError("This VQVAE's prior is conditioned on clusters of the training digits, but they are "
+                               "not fitted yet; train the prior with vaegan's trainer (`--stage prior` clusters the "
+                               "training digits first).")
+        if images is not None:
+            return prior.cluster_set.assign(images, known)
+        return prior.cluster_set.draw(count, generator, self.device)
 
     def _require_prior(self, use: str) -> CodePrior:
         if self.prior is None:
@@ -254,7 +280,7 @@ class VQVAE(GenerativeModel):
         prior = self._require_prior("sample")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        labels = self.prepare_class_labels(class_labels, num_samples, generator, draw_missing=True)
+        labels = self._prior_labels(prior, class_labels, num_samples, generator)
         codes = prior.sample_codes(num_samples, generator, temperature, labels)
         return self.decode_codes(codes)
 
@@ -274,7 +300,7 @@ class VQVAE(GenerativeModel):
         known = self._known_mask(known_mask, len(images))
         if not isinstance(num_completions, int) or num_completions < 1:
             raise ValueError(f"num_completions must be an integer >= 1, got {num_completions!r}.")
-        labels = self.prepare_class_labels(class_labels, len(images))
+        labels = self._prior_labels(prior, class_labels, len(images), images=images, known=known)
         factor = self.config.image_size // self.grid_shape[0]
         known_codes = F.avg_pool2d(known.to(self.dtype), factor)[:, 0] == 1
         codes = self.encode_codes(images).repeat_interleave(num_completions, dim=0)
@@ -302,7 +328,10 @@ class VQVAE(GenerativeModel):
             if self.config.prior_max_shift:
                 images = shift(images, self.config.prior_max_shift)
             codes = self.encode_codes(images)  # the frozen autoencoder's codes
-            nll = -self._require_prior("train a prior").log_prob(codes, class_labels).mean()
+            prior = self._require_prior("train a prior")
+            if self.config.prior_clusters:
+                class_labels = prior.cluster_set.assign(images)
+            nll = -prior.log_prob(codes, class_labels).mean()
             return {"loss": nll / math.prod(self.grid_shape), "nll": nll.detach()}
         latents = self.vqvae.encode(images * 2 - 1).latents
         quantized, vq_loss, codes = self.quantizer.quantize(latents, update=self.training)
@@ -314,6 +343,11 @@ class VQVAE(GenerativeModel):
         usage = torch.bincount(codes.flatten(), minlength=self.codebook_size).float()
         return {"loss": recon + vq_loss, "reconstruction": recon.detach(), "vq": vq_loss.detach(),
                 "perplexity": code_perplexity(usage)}
+
+    def on_stage_start(self, stage: str, batches: Iterable[torch.Tensor]) -> None:
+        """A cluster-conditioned prior clusters the training digits first (unless it has its clusters already)."""
+        if stage == "prior" and self.config.prior_clusters and not self.prior.cluster_set.fitted:
+            self.prior.cluster_set.fit(batches)
 
     def adapt_pretrained_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """An autoencoder alone (``prior: null``) fine-tuned into a pair gets a fresh prior (``--stage prior``)."""
@@ -332,6 +366,9 @@ class VQVAE(GenerativeModel):
                     "(`encode_codes`), and needs a prior over its code grids to sample (`vaegan train CONFIG "
                     "--init-from FOLDER --stage prior`)."]
         conditional = f", conditioned on the class ({config.num_classes} classes)" if config.num_classes else ""
+        if config.prior_clusters:
+            conditional = (f", conditioned on one of {config.prior_clusters} k-means clusters of the training digits, "
+                           "drawn with their training shares")
         return [text + f" The model has two parts: the VQ-VAE (`{AUTOENCODER_FOLDER}/`, loads alone with "
                 f"`subfolder=\"{AUTOENCODER_FOLDER}\"`) and its learned prior (`{PRIOR_FOLDER}/`), a Gated PixelCNN "
                 f"over code grids ({config.prior_layers} layers, {config.prior_channels} channels{conditional}) that "
@@ -344,7 +381,7 @@ class VQVAE(GenerativeModel):
         if self.prior is None:
             return self
         config = {k: v for k, v in self.config.items() if not k.startswith("_")}
-        config.update(prior=None, num_classes=None, class_names=None)
+        config.update(prior=None, prior_clusters=None, num_classes=None, class_names=None)
         part = type(self).from_config(config)
         part.vqvae = self.vqvae  # shared: the part's own fresh networks are dropped
         return part
