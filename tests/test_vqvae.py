@@ -44,7 +44,9 @@ class TestVQVAE(GenerativeModelContract):
                        ({"prior": None, "num_classes": 10}, "prior is null"),
                        ({"prior_kernel_size": 4}, "kernel_size must be odd"),
                        ({"ema_decay": 1.0}, "ema_decay"),
-                       ({"prior_max_shift": 15}, "prior_max_shift")]
+                       ({"prior_max_shift": 15}, "prior_max_shift"),
+                       ({"prior_clusters": 4, "num_classes": 10}, "on classes .* or on clusters"),
+                       ({"prior": None, "prior_clusters": 4}, "prior_clusters conditions the prior on clusters")]
     train_config = {"stages": STAGES}
 
 
@@ -294,8 +296,9 @@ def test_both_stages_train_and_the_prior_stage_leaves_the_autoencoder_alone(tmp_
                for name, tensor in final.prior.state_dict().items())
 
 
-@pytest.mark.parametrize("stop_at, model", [(2, None), (4, None), (4, {"prior_max_shift": 2})],
-                         ids=["vqvae-stage", "prior-stage", "prior-stage-shifted"])
+@pytest.mark.parametrize("stop_at, model", [(2, None), (4, None), (4, {"prior_max_shift": 2}),
+                                            (4, {"prior_clusters": 3})],
+                         ids=["vqvae-stage", "prior-stage", "prior-stage-shifted", "prior-stage-clusters"])
 def test_resume_in_either_stage_is_exact(tmp_path, monkeypatch, stop_at, model):
     straight = train(_config(tmp_path / "straight", model=model))
     reset_accelerate_state()
@@ -355,6 +358,57 @@ def test_a_pair_saved_before_prior_max_shift_loads_and_samples_as_before(tmp_pat
     pair.save_pretrained(tmp_path / "pair", model_card=False)
     torch.testing.assert_close(VQVAE.from_pretrained(tmp_path / "pair").sample(3, generator=gen(0)), expected,
                                atol=1e-6, rtol=0)
+
+
+def test_a_cluster_conditioned_prior_clusters_the_digits_when_its_stage_starts(tmp_path, monkeypatch):
+    captured = []
+    original = VQVAE.on_stage_start
+
+    def spy(self, stage, batches):
+        captured.append((stage, self.prior.cluster_set.fitted))
+        original(self, stage, batches)
+        captured.append((stage, self.prior.cluster_set.fitted))
+
+    monkeypatch.setattr(VQVAE, "on_stage_start", spy)
+    model_dir = train(_config(tmp_path / "run", model={"prior_clusters": 3}))
+    assert captured == [("prior", False), ("prior", True)]
+    pair = AutoModel.from_pretrained(model_dir)
+    shares = pair.prior.cluster_set.weights
+    assert pair.can_sample and shares.min() > 0 and float(shares.sum()) == pytest.approx(1.0)
+    samples = pair.sample(5, generator=gen(0))
+    assert torch.equal(samples, pair.sample(5, generator=gen(0))) and samples.shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="class_labels"):
+        pair.sample(2, class_labels=[0, 1])
+    assert AutoModel.from_pretrained(model_dir, subfolder="vqvae").config.prior_clusters is None
+    assert "k-means clusters of the training digits" in (model_dir / "README.md").read_text()
+
+
+def test_the_prior_trains_on_the_clusters_of_its_digits_and_completes_with_the_nearest_on_the_known_pixels(
+        monkeypatch):
+    model = tiny(0, prior_clusters=2)
+    assert not model.can_sample
+    with pytest.raises(RuntimeError, match=r"clusters of the training digits, but they are not fitted.*--stage prior"):
+        model.sample(2)
+    top, bottom = torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28)
+    top[..., :14, :], bottom[..., 14:, :] = 1.0, 1.0
+    model.on_stage_start("prior", [torch.cat([top] * 5 + [bottom] * 3)])
+    first = int(model.prior.cluster_set.assign(top))
+    assert model.prior.cluster_set.weights[first] == pytest.approx(5 / 8)
+    seen = []
+    original = model.prior.log_prob
+    monkeypatch.setattr(model.prior, "log_prob", lambda codes, labels=None: seen.append(labels) or original(codes,
+                                                                                                            labels))
+    model.compute_loss("prior", torch.cat([top, bottom, top]), step=0)
+    assert seen[0].tolist() == [first, 1 - first, first]
+    # Completing a digit whose top half is kept: the cluster nearest on the kept pixels (both halves of `top`
+    # and `bottom` differ there), not the nearest on the whole image with zeros below.
+    known = torch.zeros(28, 28, dtype=torch.bool)
+    known[:14] = True
+    drawn = []
+    sample_codes = model.prior.sample_codes
+    monkeypatch.setattr(model.prior, "sample_codes", lambda *a, **k: drawn.append(a[3]) or sample_codes(*a, **k))
+    model.complete(torch.cat([top, bottom]), known, generator=gen(0), num_completions=2)
+    assert drawn[0].tolist() == [first, first, 1 - first, 1 - first]
 
 
 def test_a_prior_for_a_vqvae_alone_with_stage_prior(tmp_path):
