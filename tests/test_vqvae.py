@@ -400,14 +400,15 @@ def test_the_prior_trains_on_the_clusters_of_its_digits_and_completes_with_the_n
                                                                                                             labels))
     model.compute_loss("prior", torch.cat([top, bottom, top]), step=0)
     assert seen[0].tolist() == [first, 1 - first, first]
-    # Completing a digit whose top half is kept: the cluster nearest on the kept pixels (both halves of `top`
-    # and `bottom` differ there), not the nearest on the whole image with zeros below.
+    # Completing with the top half kept: the cluster nearest on the kept pixels, not on the whole image.
+    mixed = 0.6 * top + bottom  # nearer `top` on the top half, nearer `bottom` on the whole image
+    assert int(model.prior.cluster_set.assign(mixed)) == 1 - first
     known = torch.zeros(28, 28, dtype=torch.bool)
     known[:14] = True
     drawn = []
     sample_codes = model.prior.sample_codes
     monkeypatch.setattr(model.prior, "sample_codes", lambda *a, **k: drawn.append(a[3]) or sample_codes(*a, **k))
-    model.complete(torch.cat([top, bottom]), known, generator=gen(0), num_completions=2)
+    model.complete(torch.cat([mixed, bottom]), known, generator=gen(0), num_completions=2)
     assert drawn[0].tolist() == [first, first, 1 - first, 1 - first]
 
 
