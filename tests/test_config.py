@@ -16,6 +16,7 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 VAE_CONFIG = Path(__file__).parents[1] / "configs" / "mnist-vae.yaml"
 EXPECTED = {"mnist-ae", "mnist-vae", "mnist-vae-16d", "mnist-gan", "mnist-dcgan", "mnist-wgan", "mnist-wgan-gp",
             "mnist-sngan", "mnist-cvae", "mnist-cdcgan", "mnist-pixelcnn", "mnist-cpixelcnn", "mnist-vqvae",
+            "mnist-cvqvae",
             "cifar10-dcgan",
             "celeba64-vae", "celeba64-dcgan",
             "fashion-mnist-vae"}  # the last four: test_rgb_configs
