@@ -184,10 +184,78 @@ def test_save_and_load_give_the_same_density_and_samples(tmp_path):
     ({"num_layers": 2, "dilations": [2, 1]}, "first layer's dilation must be 1"),
     ({"num_layers": 2, "dilations": [1, 0]}, "every dilation"),
     ({"num_layers": 2, "dilations": "1,2"}, "dilations must be a list"),
+    ({"clusters": 1}, "clusters"),
+    ({"clusters": 4, "num_classes": 10}, "exclude each other"),
 ])
 def test_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         PixelCNN(**options)
+
+
+def _fitted_mixture(clusters: int = 3) -> PixelCNN:
+    model = tiny(image_size=3, num_layers=2, clusters=clusters)
+    images = (torch.rand(30, 1, 3, 3, generator=seed(2)) > 0.5).float()
+    assert not model.can_sample
+    model.on_train_start([images[:20], images[20:]])
+    assert model.can_sample
+    return model
+
+
+def test_a_mixture_over_clusters_is_a_normalised_density_and_samples_its_clusters_by_share():
+    model = _fitted_mixture()
+    every = torch.tensor([[int(b) for b in f"{n:09b}"] for n in range(2**9)], dtype=torch.float32).view(-1, 1, 3, 3)
+    log_p = model.log_likelihood(every).double()
+    assert abs(float(torch.logsumexp(log_p, 0))) < 1e-5  # sum over all 512 images of sum_k w_k p(x | k) is 1
+    components = torch.stack([model._log_probs(every, torch.full((512,), k)) for k in range(3)], 1).double()
+    assert torch.all(log_p >= components.max(1).values + model.cluster_set.weights.double().log().max() - 1e-5)
+    generator = seed(0)  # sample() draws the clusters with their shares, then the pixels given them
+    drawn = model.cluster_set.draw(4, generator, torch.device("cpu"))
+    manual = model._draw(torch.zeros(4, 1, 3, 3), torch.zeros(4, 1, 3, 3, dtype=torch.bool), generator, 1.0, drawn,
+                         "cached")
+    assert torch.equal(model.sample(4, generator=seed(0)), manual)
+    with pytest.raises(ValueError, match="class_labels"):
+        model.sample(2, class_labels=[0, 1])
+
+
+def test_a_mixture_trains_on_each_images_cluster_and_completes_with_the_nearest_on_the_known_pixels(monkeypatch):
+    model = _fitted_mixture(2)
+    seen = []
+    original = model._log_probs
+    monkeypatch.setattr(model, "_log_probs", lambda images, labels: seen.append(labels) or original(images, labels))
+    images = (torch.rand(5, 1, 3, 3, generator=seed(4)) > 0.5).float()
+    model.compute_loss("model", images, step=0)
+    assert torch.equal(seen[0], model.cluster_set.assign(images))
+    known = torch.zeros(3, 3, dtype=torch.bool)
+    known[0] = True
+    drawn = []
+    draw = model._draw
+    monkeypatch.setattr(model, "_draw", lambda canvas, known_, g, t, labels, s: drawn.append(labels) or draw(
+        canvas, known_, g, t, labels, s))
+    model.complete(images, known, generator=seed(0), num_completions=2)
+    expected = model.cluster_set.assign(images, known.expand(5, 1, 3, 3)).repeat_interleave(2)
+    assert torch.equal(drawn[0], expected)
+
+
+def test_a_mixture_saves_its_clusters_and_trains_with_the_trainer(tmp_path):
+    from training_utils import reset_accelerate_state
+
+    from vaegan.training import train
+    from vaegan.training.config import config_from_dict
+
+    reset_accelerate_state()
+    config = config_from_dict({
+        "model": {"class": "PixelCNN", "image_size": 12, "channels": 8, "num_layers": 2, "head_channels": 8,
+                  "clusters": 4},
+        "data": {"source": "mnist-5k", "limit": 128, "binarize": "dynamic"},
+        "train": {"output_dir": str(tmp_path), "epochs": 1, "batch_size": 32, "num_preview_images": 4},
+    })
+    model = AutoModel.from_pretrained(train(config))
+    assert model.can_sample and float(model.cluster_set.weights.sum()) == pytest.approx(1.0)
+    assert torch.equal(model.sample(3, generator=seed(0)), model.sample(3, generator=seed(0)))
+    model.save_pretrained(tmp_path / "again", model_card=False)
+    again = PixelCNN.from_pretrained(tmp_path / "again")
+    assert torch.equal(again.cluster_set.centers, model.cluster_set.centers)
+    assert torch.equal(again.sample(3, generator=seed(0)), model.sample(3, generator=seed(0)))
 
 
 def test_trains_on_binarized_digits_with_the_trainer(tmp_path):

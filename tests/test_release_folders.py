@@ -49,3 +49,20 @@ def test_the_old_ae_prior_keys_are_renamed_once_on_load(tmp_path):
     fresh = AE(architecture="mlp", hidden_dims=(16,), latent_dim=2)  # torch's load_state_dict renames them too
     fresh.load_state_dict(stored)
     assert fresh.has_prior and torch.equal(fresh.latent_prior.mean, stored["prior_mean"])
+
+
+D6ED590 = Path(__file__).parent / "data" / "release-d6ed590"
+
+
+@pytest.mark.parametrize("name, cls, new_keys", [("pair", "VQVAE", {"prior_max_shift": 0, "prior_clusters": None}),
+                                                 ("pixelcnn", "PixelCNN", {"clusters": None})])
+def test_a_folder_of_the_first_pixelcnn_and_vqvae_release_loads_and_samples_as_before(name, cls, new_keys, tmp_path):
+    """Folders saved at d6ed590 (tests/data/release-d6ed590/make_fixtures.py), before the options added since."""
+    model = AutoModel.from_pretrained(D6ED590 / name)
+    assert type(model).__name__ == cls and {k: model.config[k] for k in new_keys} == new_keys
+    expected = load_file(D6ED590 / f"{name}-samples.safetensors")["samples"]
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    torch.testing.assert_close(model.sample(3, generator=generator()), expected, atol=1e-6, rtol=0)
+    model.save_pretrained(tmp_path / name, model_card=False)  # today's format, the same model
+    again = AutoModel.from_pretrained(tmp_path / name)
+    torch.testing.assert_close(again.sample(3, generator=generator()), expected, atol=1e-6, rtol=0)

@@ -4,7 +4,6 @@ training in two stages, metrics."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -345,71 +344,6 @@ def test_the_prior_stage_encodes_shifted_digits_and_the_autoencoder_stage_does_n
     assert torch.equal(encoded.sum((1, 2, 3)), digits.sum((1, 2, 3)))
     model.compute_loss("vqvae", digits, step=0)
     assert len(seen) == 1  # the autoencoder trains on the digits as they are
-
-
-def test_a_pair_saved_before_prior_max_shift_loads_and_samples_as_before(tmp_path):
-    from safetensors.torch import load_file
-
-    folder = Path(__file__).parent / "data" / "vqvae-d6ed590"
-    pair = AutoModel.from_pretrained(folder / "pair")
-    assert type(pair) is VQVAE and pair.config.prior_max_shift == 0
-    expected = load_file(folder / "pair-samples.safetensors")["samples"]
-    torch.testing.assert_close(pair.sample(3, generator=gen(0)), expected, atol=1e-6, rtol=0)
-    pair.save_pretrained(tmp_path / "pair", model_card=False)
-    torch.testing.assert_close(VQVAE.from_pretrained(tmp_path / "pair").sample(3, generator=gen(0)), expected,
-                               atol=1e-6, rtol=0)
-
-
-def test_a_cluster_conditioned_prior_clusters_the_digits_when_its_stage_starts(tmp_path, monkeypatch):
-    captured = []
-    original = VQVAE.on_stage_start
-
-    def spy(self, stage, batches):
-        captured.append((stage, self.prior.cluster_set.fitted))
-        original(self, stage, batches)
-        captured.append((stage, self.prior.cluster_set.fitted))
-
-    monkeypatch.setattr(VQVAE, "on_stage_start", spy)
-    model_dir = train(_config(tmp_path / "run", model={"prior_clusters": 3}))
-    assert captured == [("prior", False), ("prior", True)]
-    pair = AutoModel.from_pretrained(model_dir)
-    shares = pair.prior.cluster_set.weights
-    assert pair.can_sample and shares.min() > 0 and float(shares.sum()) == pytest.approx(1.0)
-    samples = pair.sample(5, generator=gen(0))
-    assert torch.equal(samples, pair.sample(5, generator=gen(0))) and samples.shape == (5, 1, 28, 28)
-    with pytest.raises(ValueError, match="class_labels"):
-        pair.sample(2, class_labels=[0, 1])
-    assert AutoModel.from_pretrained(model_dir, subfolder="vqvae").config.prior_clusters is None
-    assert "k-means clusters of the training digits" in (model_dir / "README.md").read_text()
-
-
-def test_the_prior_trains_on_the_clusters_of_its_digits_and_completes_with_the_nearest_on_the_known_pixels(
-        monkeypatch):
-    model = tiny(0, prior_clusters=2)
-    assert not model.can_sample
-    with pytest.raises(RuntimeError, match=r"clusters of the training digits, but they are not fitted.*--stage prior"):
-        model.sample(2)
-    top, bottom = torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28)
-    top[..., :14, :], bottom[..., 14:, :] = 1.0, 1.0
-    model.on_stage_start("prior", [torch.cat([top] * 5 + [bottom] * 3)])
-    first = int(model.prior.cluster_set.assign(top))
-    assert model.prior.cluster_set.weights[first] == pytest.approx(5 / 8)
-    seen = []
-    original = model.prior.log_prob
-    monkeypatch.setattr(model.prior, "log_prob", lambda codes, labels=None: seen.append(labels) or original(codes,
-                                                                                                            labels))
-    model.compute_loss("prior", torch.cat([top, bottom, top]), step=0)
-    assert seen[0].tolist() == [first, 1 - first, first]
-    # Completing with the top half kept: the cluster nearest on the kept pixels, not on the whole image.
-    mixed = 0.6 * top + bottom  # nearer `top` on the top half, nearer `bottom` on the whole image
-    assert int(model.prior.cluster_set.assign(mixed)) == 1 - first
-    known = torch.zeros(28, 28, dtype=torch.bool)
-    known[:14] = True
-    drawn = []
-    sample_codes = model.prior.sample_codes
-    monkeypatch.setattr(model.prior, "sample_codes", lambda *a, **k: drawn.append(a[3]) or sample_codes(*a, **k))
-    model.complete(torch.cat([mixed, bottom]), known, generator=gen(0), num_completions=2)
-    assert drawn[0].tolist() == [first, first, 1 - first, 1 - first]
 
 
 def test_a_prior_for_a_vqvae_alone_with_stage_prior(tmp_path):

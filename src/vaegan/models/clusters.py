@@ -89,6 +89,20 @@ class ClusterSet(nn.Module):
         return random_labels(num, len(self.weights), generator, device, weights=self.weights.cpu())
 
 
+def cluster_conditions(clusters: ClusterSet, count: int, generator: torch.Generator | None, device: torch.device,
+                       images: torch.Tensor | None = None, known: torch.Tensor | None = None,
+                       owner: str = "model") -> torch.Tensor:
+    """What a cluster-conditioned model reads: the clusters of ``images`` (nearest on their ``known`` pixels, for a
+    completion), else ``count`` clusters drawn with their training shares; an error before :meth:`ClusterSet.fit`."""
+    if not clusters.fitted:
+        raise RuntimeError(f"This {owner} is conditioned on k-means clusters of its training images, but they are not "
+                           "fitted yet, so it cannot sample or complete; train it with vaegan's trainer (it clusters "
+                           "the training images before the first step of the stage that needs them).")
+    if images is not None:
+        return clusters.assign(images, known)
+    return clusters.draw(count, generator, device)
+
+
 class ClusterLatents(nn.Module):
     """The generator of a cluster-conditioned GAN: latents ``[z, one_hot(cluster)]`` -> ``net([z, embed(cluster)])``.
 

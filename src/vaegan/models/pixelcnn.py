@@ -8,7 +8,7 @@ Sampling and completion draw the pixels one at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from diffusers.configuration_utils import register_to_config
 from ..errors import ConfigError
 from . import conditioning
 from .base import GenerativeModel
+from .clusters import MAX_CLUSTER_SIDE, ClusterSet, cluster_conditions
 from .masked import CachedPass, GatedPixelCNNNet
 from .validation import MAX_IMAGE_SIZE, check_choice, check_int
 
@@ -59,6 +60,11 @@ class PixelCNN(GenerativeModel):
         head_channels: width of the ``1 x 1`` output network.
         num_classes: class-conditional with this many classes (a learned class bias in every gated layer).
         class_names: optional names of the classes.
+        clusters: an unconditional mixture of this many PixelCNNs that share their weights, each conditioned on one
+            k-means cluster of the training images as on a class (fitted before the first step; Sage et al., 2018
+            do this for GANs): ``p(x) = sum_k w_k p(x | k)`` with the clusters' training shares ``w_k``. Sampling
+            draws a cluster first, a global choice the pixels then follow; the exact likelihood sums over all
+            clusters (one pass each). Training reads each image's nearest cluster.
     """
 
     family = "pixelcnn"
@@ -76,6 +82,7 @@ class PixelCNN(GenerativeModel):
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         dilations: Sequence[int] | None = None,
+        clusters: int | None = None,
     ):
         super().__init__()
         check_int("image_size", image_size, minimum=2, maximum=MAX_IMAGE_SIZE)
@@ -87,9 +94,40 @@ class PixelCNN(GenerativeModel):
             raise ConfigError(f"kernel_size must be odd (3, 5, ...), got {kernel_size}.")
         check_int("head_channels", head_channels, maximum=4096)
         conditioning.check_class_config(num_classes, class_names)
+        if clusters is not None:
+            check_int("clusters", clusters, minimum=2, maximum=1000)
+            if num_classes is not None:
+                raise ConfigError("clusters (an unconditional mixture over k-means clusters) and num_classes (a "
+                                  "class-conditional PixelCNN) exclude each other; drop one of them.")
         dilations = check_dilations(dilations, num_layers, image_size)
-        self._build(lambda: {"net": GatedPixelCNNNet(in_channels, channels, num_layers, kernel_size, self.levels,
-                                                     head_channels, num_classes, dilations)})
+
+        def factory() -> dict[str, torch.nn.Module]:
+            nets = {"net": GatedPixelCNNNet(in_channels, channels, num_layers, kernel_size, self.levels, head_channels,
+                                            num_classes or clusters, dilations)}
+            if clusters is not None:
+                side = min(image_size, MAX_CLUSTER_SIDE)
+                nets["cluster_set"] = ClusterSet(clusters, in_channels * side * side)
+            return nets
+        self._build(factory)
+
+    @property
+    def can_sample(self) -> bool:
+        return not self.config.clusters or self.cluster_set.fitted
+
+    def on_train_start(self, batches: Iterable[torch.Tensor]) -> None:
+        """A mixture over clusters clusters the training images first (unless it has its clusters already)."""
+        if self.config.clusters and not self.cluster_set.fitted:
+            self.cluster_set.fit(batches)
+
+    def _conditions(self, class_labels: conditioning.ClassLabels | None, count: int,
+                    generator: torch.Generator | None = None, images: torch.Tensor | None = None,
+                    known: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The classes (drawn uniformly when sampling without them), or the clusters (those of ``images`` on their
+        ``known`` pixels, else drawn with their training shares), or None."""
+        labels = self.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
+        if not self.config.clusters:
+            return labels
+        return cluster_conditions(self.cluster_set, count, generator, self.device, images, known, owner="PixelCNN")
 
     @property
     def levels(self) -> int:
@@ -131,10 +169,20 @@ class PixelCNN(GenerativeModel):
                              "them first, e.g. (images > torch.rand_like(images)).float() or data.binarize.")
         labels = self.prepare_class_labels(class_labels, len(images))
         with self._eval_mode():
-            return self._log_probs(images, labels)
+            if not self.config.clusters:
+                return self._log_probs(images, labels)
+            if not self.cluster_set.fitted:
+                raise RuntimeError("This PixelCNN is a mixture over k-means clusters that are not fitted yet; train "
+                                   "it with vaegan's trainer first.")
+            per_cluster = torch.stack([  # log w_k + log p(x | k), one pass per cluster
+                self._log_probs(images, torch.full((len(images),), k, device=images.device)) + torch.log(weight)
+                for k, weight in enumerate(self.cluster_set.weights.to(images.dtype))], dim=1)
+            return torch.logsumexp(per_cluster, dim=1)
 
     def compute_loss(self, phase: str, images: torch.Tensor, step: int,
                      class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.config.clusters:
+            class_labels = self.cluster_set.assign(images)  # the nearest cluster's component (a lower bound)
         nll = -self._log_probs(images, class_labels).mean()
         return {"loss": nll, "bpd": nll.detach() / (math.prod(self.image_shape) * math.log(2))}
 
@@ -149,7 +197,7 @@ class PixelCNN(GenerativeModel):
         """
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        labels = self.prepare_class_labels(class_labels, num_samples, generator, draw_missing=True)
+        labels = self._conditions(class_labels, num_samples, generator)
         canvas = torch.zeros(num_samples, *self.image_shape, device=self.device, dtype=self.dtype)
         known = torch.zeros(num_samples, 1, *self.image_shape[1:], dtype=torch.bool, device=self.device)
         return self._draw(canvas, known, generator, temperature, labels, sampler)
@@ -170,7 +218,7 @@ class PixelCNN(GenerativeModel):
             raise ValueError(f"num_completions must be an integer >= 1, got {num_completions!r}.")
         if self.levels == 1:
             images = (images > 0.5).to(images.dtype)
-        labels = self.prepare_class_labels(class_labels, len(images))
+        labels = self._conditions(class_labels, len(images), images=images, known=known)
         if labels is not None:
             labels = labels.repeat_interleave(num_completions)
         canvas = images.repeat_interleave(num_completions, dim=0)

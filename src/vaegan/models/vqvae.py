@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from . import conditioning
 from .augment import shift
 from .base import GenerativeModel
-from .clusters import MAX_CLUSTER_SIDE
+from .clusters import MAX_CLUSTER_SIDE, cluster_conditions
 from .codeprior import CodePrior
 from .serialization import load_config, pin_revision
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
@@ -253,13 +253,8 @@ class VQVAE(GenerativeModel):
         labels = self.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
         if not self.config.prior_clusters:
             return labels
-        if not prior.cluster_set.fitted:
-            raise RuntimeError("This VQVAE's prior is conditioned on clusters of the training digits, but they are "
-                               "not fitted yet; train the prior with vaegan's trainer (`--stage prior` clusters the "
-                               "training digits first).")
-        if images is not None:
-            return prior.cluster_set.assign(images, known)
-        return prior.cluster_set.draw(count, generator, self.device)
+        return cluster_conditions(prior.cluster_set, count, generator, self.device, images, known,
+                                  owner="VQVAE's prior (train it with `--stage prior`)")
 
     def _require_prior(self, use: str) -> CodePrior:
         if self.prior is None:
