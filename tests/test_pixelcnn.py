@@ -256,6 +256,8 @@ def test_a_mixture_saves_its_clusters_and_trains_with_the_trainer(tmp_path):
     again = PixelCNN.from_pretrained(tmp_path / "again")
     assert torch.equal(again.cluster_set.centers, model.cluster_set.centers)
     assert torch.equal(again.sample(3, generator=seed(0)), model.sample(3, generator=seed(0)))
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "mixture over 4 k-means clusters" in card and "latent dimensions" not in card
 
 
 def test_trains_on_binarized_digits_with_the_trainer(tmp_path):

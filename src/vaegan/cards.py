@@ -370,7 +370,7 @@ def model_card(model: GenerativeModel, training_summary: Mapping[str, Any] | Non
         listed = ", ".join(f"`{m}`" for m in methods if m)
         parts += [f"It is **class-conditional** ({model.num_classes} classes): pass `class_labels` (indices or class "
                   f"names) to {listed} and the pipelines. Classes: {_class_list(model)}.", ""]
-    if model.config.get("clusters"):
+    if model.config.get("clusters") and model.latent_shape:  # a cluster-conditioned GAN
         parts += [f"It was trained conditioned on {model.config.clusters} k-means clusters of its training images (no "
                   "labels); `sample` draws a cluster with its training frequency, and the last "
                   f"{model.config.clusters} latent dimensions are that cluster, one-hot.", ""]

@@ -129,6 +129,13 @@ class PixelCNN(GenerativeModel):
             return labels
         return cluster_conditions(self.cluster_set, count, generator, self.device, images, known, owner="PixelCNN")
 
+    def card_sections(self) -> list[str]:
+        if not self.config.clusters:
+            return []
+        return [f"It is a mixture over {self.config.clusters} k-means clusters of its training images (no labels): "
+                "one network reads the cluster as a class; `sample` draws a cluster with its training share, then the "
+                "pixels, and `log_likelihood` is exact, summed over the clusters."]
+
     @property
     def levels(self) -> int:
         """Values a sub-pixel takes: 2 (one logit) for ``bernoulli``, 256 for ``categorical``."""
