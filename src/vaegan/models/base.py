@@ -487,7 +487,7 @@ class GenerativeModel(ModelMixin, ConfigMixin):
                 write_model_card(self, staging, training_summary=training_summary, repo_id=repo_id,
                                  load_path=target)
             apply_umask(staging)
-            publish_folder(staging, target)
+            publish_folder(staging, target, component_classes=all_subclasses(GenerativeModel))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

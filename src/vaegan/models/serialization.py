@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -315,14 +315,12 @@ def explain_load_error(err: Exception, source: str) -> Exception:
     return err
 
 
-def _is_saved_component(folder: Path) -> bool:
-    """Whether ``folder`` is a component vaegan saved: a real folder named as a family's component folder, holding
-    only a ``config.json`` of a vaegan class and that save's files (anything else in it, or another library's
-    class, is the user's and is kept)."""
-    from .base import GenerativeModel
-
-    classes = all_subclasses(GenerativeModel)
-    if folder.is_symlink() or not folder.is_dir() or not any(folder.name in c.component_folders for c in classes):
+def _is_saved_component(folder: Path, component_classes: Collection[type]) -> bool:
+    """Whether ``folder`` is a component vaegan saved: a real folder named as one of ``component_classes``'
+    ``component_folders``, holding only a ``config.json`` of one of those classes and that save's files (anything
+    else in it, or another library's class, is the user's and is kept)."""
+    folders = {name for cls in component_classes for name in getattr(cls, "component_folders", ())}
+    if folder.is_symlink() or not folder.is_dir() or folder.name not in folders:
         return False
     files = list(folder.iterdir())
     if not all(f.is_file() and not f.is_symlink() and (f.name in ("config.json", "README.md") or any(
@@ -332,7 +330,7 @@ def _is_saved_component(folder: Path) -> bool:
         name = json.loads((folder / "config.json").read_text()).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return False
-    return any(cls.__name__ == name for cls in classes)
+    return any(cls.__name__ == name for cls in component_classes)
 
 
 def all_subclasses(cls: type) -> list[type]:
@@ -340,9 +338,10 @@ def all_subclasses(cls: type) -> list[type]:
     return [cls] + [sub for child in cls.__subclasses__() for sub in all_subclasses(child)]
 
 
-def publish_folder(staging: Path, target: Path) -> None:
+def publish_folder(staging: Path, target: Path, component_classes: Collection[type] = ()) -> None:
     """Move a complete staged save into ``target``: weights first, config last; a component subfolder (a model
-    saved as several components) is published the same way, before the root's files."""
+    saved as several components) is published the same way, before the root's files. Component folders that an
+    earlier save of one of ``component_classes`` left there and this save lacks are removed."""
     if not target.exists():
         os.rename(staging, target)
         return
@@ -350,7 +349,8 @@ def publish_folder(staging: Path, target: Path) -> None:
     for stale in [path for pattern in SAVE_SPECIFIC_PATTERNS for path in target.glob(pattern)]:
         if stale.name not in produced:
             stale.unlink()
-    for stale in [path for path in target.iterdir() if path.name not in produced and _is_saved_component(path)]:
+    for stale in [path for path in target.iterdir()
+                  if path.name not in produced and _is_saved_component(path, component_classes)]:
         shutil.rmtree(stale)  # a component of the model saved here before (a VQ-VAE's vqvae/, prior/)
     order = sorted(produced, key=lambda name: ((staging / name).is_file(), name.endswith(".json"),
                                                name == "config.json", name))
