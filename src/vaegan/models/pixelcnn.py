@@ -189,7 +189,7 @@ class PixelCNN(GenerativeModel):
     def compute_loss(self, phase: str, images: torch.Tensor, step: int,
                      class_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.config.clusters:
-            class_labels = self.cluster_set.assign(images)  # the nearest cluster's component (a lower bound)
+            class_labels = self.cluster_set.assign(images)  # each image trains its nearest cluster (hard assignment)
         nll = -self._log_probs(images, class_labels).mean()
         return {"loss": nll, "bpd": nll.detach() / (math.prod(self.image_shape) * math.log(2))}
 
