@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from training_utils import model_tensors, reset_accelerate_state, tiny_config
+from training_utils import model_tensors, reset_accelerate_state, stop_after_checkpoint, tiny_config
 
 from vaegan.errors import ConfigError
 from vaegan.training import Trainer, train
@@ -24,19 +24,6 @@ def test_factors_follow_the_diffusers_shapes():
     assert 0 < lr_factor("cosine", 0, 9, 10) < 0.03 and lr_factor("linear", 0, 9, 10) == pytest.approx(0.1)
 
 
-def _interrupted_at(monkeypatch, step):
-    original = Trainer.save_checkpoint
-
-    def save_then_stop(self):
-        path = original(self)
-        if self.state.step == step:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
-    return original
-
-
 def test_cosine_schedule_is_applied_recorded_and_resumes_bit_exactly(tmp_path, monkeypatch):
     settings = {"epochs": 2, "learning_rate": 1e-3, "lr_scheduler": "cosine", "lr_warmup_steps": 2,
                 "checkpoint_every": 6}
@@ -50,7 +37,7 @@ def test_cosine_schedule_is_applied_recorded_and_resumes_bit_exactly(tmp_path, m
     constant = train(tiny_config("vae", tmp_path / "constant", **{**settings, "lr_scheduler": "constant"}))
     reset_accelerate_state()
 
-    original = _interrupted_at(monkeypatch, 6)
+    original = stop_after_checkpoint(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config("vae", tmp_path / "split", **settings))
     reset_accelerate_state()

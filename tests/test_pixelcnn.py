@@ -236,20 +236,25 @@ def test_a_mixture_trains_on_each_images_cluster_and_completes_with_the_nearest_
     assert torch.equal(drawn[0], expected)
 
 
-def test_a_mixture_saves_its_clusters_and_trains_with_the_trainer(tmp_path):
+def _train_tiny(output_dir, **model_options):
+    """A 12 x 12 PixelCNN trained for one epoch on 128 dynamically binarized digits; the saved folder."""
     from training_utils import reset_accelerate_state
 
     from vaegan.training import train
     from vaegan.training.config import config_from_dict
 
     reset_accelerate_state()
-    config = config_from_dict({
+    return train(config_from_dict({
         "model": {"class": "PixelCNN", "image_size": 12, "channels": 8, "num_layers": 2, "head_channels": 8,
-                  "clusters": 4},
+                  **model_options},
         "data": {"source": "mnist-5k", "limit": 128, "binarize": "dynamic"},
-        "train": {"output_dir": str(tmp_path), "epochs": 1, "batch_size": 32, "num_preview_images": 4},
-    })
-    model = AutoModel.from_pretrained(train(config))
+        "train": {"output_dir": str(output_dir), "epochs": 1, "batch_size": 32, "log_every": 1,
+                  "num_preview_images": 10},
+    }))
+
+
+def test_a_mixture_saves_its_clusters_and_trains_with_the_trainer(tmp_path):
+    model = AutoModel.from_pretrained(_train_tiny(tmp_path, clusters=4))
     assert model.can_sample and float(model.cluster_set.weights.sum()) == pytest.approx(1.0)
     assert torch.equal(model.sample(3, generator=seed(0)), model.sample(3, generator=seed(0)))
     model.save_pretrained(tmp_path / "again", model_card=False)
@@ -263,20 +268,7 @@ def test_a_mixture_saves_its_clusters_and_trains_with_the_trainer(tmp_path):
 def test_trains_on_binarized_digits_with_the_trainer(tmp_path):
     import json
 
-    from training_utils import reset_accelerate_state
-
-    from vaegan.training import train
-    from vaegan.training.config import config_from_dict
-
-    reset_accelerate_state()
-    config = config_from_dict({
-        "model": {"class": "PixelCNN", "image_size": 12, "channels": 8, "num_layers": 2, "head_channels": 8,
-                  "num_classes": 10},
-        "data": {"source": "mnist-5k", "limit": 128, "binarize": "dynamic"},
-        "train": {"output_dir": str(tmp_path), "epochs": 1, "batch_size": 32, "log_every": 1,
-                  "num_preview_images": 10},
-    })
-    model_dir = train(config)
+    model_dir = _train_tiny(tmp_path, num_classes=10)
     model = AutoModel.from_pretrained(model_dir)
     assert type(model) is PixelCNN and model.num_classes == 10
     summary = json.loads((tmp_path / "training_summary.json").read_text())

@@ -18,7 +18,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
-from training_utils import read_metrics, reset_accelerate_state, tiny_config, weights_sha256
+from training_utils import read_metrics, reset_accelerate_state, stop_after_checkpoint, tiny_config, weights_sha256
 
 from vaegan import AutoModel, GenerativeModel
 from vaegan.cli import main as cli_main
@@ -268,15 +268,7 @@ def test_resume_continues_a_stage_exactly(tmp_path, monkeypatch, stop_at, calls_
     straight = train(_config("TwoStageToy", tmp_path / "straight", TWO_STAGES, checkpoint_every=2))
     reset_accelerate_state()
     TwoStageToy.stage_calls.clear()
-    original = Trainer.save_checkpoint
-
-    def save_then_stop(self):
-        path = original(self)
-        if self.state.step == stop_at:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
+    original = stop_after_checkpoint(monkeypatch, stop_at)
     config = _config("TwoStageToy", tmp_path / "split", TWO_STAGES, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
         train(config)

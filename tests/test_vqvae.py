@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from training_utils import reset_accelerate_state, weights_sha256
+from training_utils import reset_accelerate_state, stop_after_checkpoint, weights_sha256
 
 from vaegan import VQVAE, AutoModel
 from vaegan.errors import ConfigError
@@ -301,15 +301,7 @@ def test_both_stages_train_and_the_prior_stage_leaves_the_autoencoder_alone(tmp_
 def test_resume_in_either_stage_is_exact(tmp_path, monkeypatch, stop_at, model):
     straight = train(_config(tmp_path / "straight", model=model))
     reset_accelerate_state()
-    original = Trainer.save_checkpoint
-
-    def save_then_stop(self):
-        path = original(self)
-        if self.state.step == stop_at:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
+    original = stop_after_checkpoint(monkeypatch, stop_at)
     config = _config(tmp_path / "split", model=model)
     with pytest.raises(KeyboardInterrupt):
         train(config)

@@ -56,3 +56,20 @@ def reset_accelerate_state() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+def stop_after_checkpoint(monkeypatch, step: int):
+    """Make training raise KeyboardInterrupt right after writing its checkpoint at ``step`` (a run interrupted there);
+    returns the original ``Trainer.save_checkpoint`` to restore before resuming."""
+    from vaegan.training import Trainer
+
+    original = Trainer.save_checkpoint
+
+    def save_then_stop(self):
+        path = original(self)
+        if self.state.step == step:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_stop)
+    return original

@@ -16,6 +16,7 @@ over code grids is conditioned the same way (``VQVAE(prior_clusters=K)``): it dr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,18 +90,22 @@ class ClusterSet(nn.Module):
         return random_labels(num, len(self.weights), generator, device, weights=self.weights.cpu())
 
 
-def cluster_conditions(clusters: ClusterSet, count: int, generator: torch.Generator | None, device: torch.device,
-                       images: torch.Tensor | None = None, known: torch.Tensor | None = None,
-                       owner: str = "model") -> torch.Tensor:
-    """What a cluster-conditioned model reads: the clusters of ``images`` (nearest on their ``known`` pixels, for a
-    completion), else ``count`` clusters drawn with their training shares; an error before :meth:`ClusterSet.fit`."""
+def sampling_conditions(model: Any, clusters: ClusterSet | None, class_labels: Any, count: int,
+                        generator: torch.Generator | None = None, images: torch.Tensor | None = None,
+                        known: torch.Tensor | None = None, owner: str = "model") -> torch.Tensor | None:
+    """What a model reads when it samples (``images`` None) or completes ``images``: its checked class labels (drawn
+    uniformly when sampling without them), or, with ``clusters``, the clusters of ``images`` (nearest on their
+    ``known`` pixels) or ``count`` clusters drawn with their training shares; None for neither."""
+    labels = model.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
+    if clusters is None:
+        return labels
     if not clusters.fitted:
         raise RuntimeError(f"This {owner} is conditioned on k-means clusters of its training images, but they are not "
                            "fitted yet, so it cannot sample or complete; train it with vaegan's trainer (it clusters "
                            "the training images before the first step of the stage that needs them).")
     if images is not None:
         return clusters.assign(images, known)
-    return clusters.draw(count, generator, device)
+    return clusters.draw(count, generator, model.device)
 
 
 class ClusterLatents(nn.Module):

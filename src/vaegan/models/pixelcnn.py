@@ -17,7 +17,7 @@ from diffusers.configuration_utils import register_to_config
 from ..errors import ConfigError
 from . import conditioning
 from .base import GenerativeModel
-from .clusters import MAX_CLUSTER_SIDE, ClusterSet, cluster_conditions
+from .clusters import MAX_CLUSTER_SIDE, ClusterSet, sampling_conditions
 from .masked import CachedPass, GatedPixelCNNNet
 from .validation import MAX_IMAGE_SIZE, check_choice, check_int
 
@@ -111,6 +111,10 @@ class PixelCNN(GenerativeModel):
         self._build(factory)
 
     @property
+    def _clusters(self) -> ClusterSet | None:
+        return self.cluster_set if self.config.clusters else None
+
+    @property
     def can_sample(self) -> bool:
         return not self.config.clusters or self.cluster_set.fitted
 
@@ -118,16 +122,6 @@ class PixelCNN(GenerativeModel):
         """A mixture over clusters clusters the training images first (unless it has its clusters already)."""
         if self.config.clusters and not self.cluster_set.fitted:
             self.cluster_set.fit(batches)
-
-    def _conditions(self, class_labels: conditioning.ClassLabels | None, count: int,
-                    generator: torch.Generator | None = None, images: torch.Tensor | None = None,
-                    known: torch.Tensor | None = None) -> torch.Tensor | None:
-        """The classes (drawn uniformly when sampling without them), or the clusters (those of ``images`` on their
-        ``known`` pixels, else drawn with their training shares), or None."""
-        labels = self.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
-        if not self.config.clusters:
-            return labels
-        return cluster_conditions(self.cluster_set, count, generator, self.device, images, known, owner="PixelCNN")
 
     def card_sections(self) -> list[str]:
         if not self.config.clusters:
@@ -204,7 +198,7 @@ class PixelCNN(GenerativeModel):
         """
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        labels = self._conditions(class_labels, num_samples, generator)
+        labels = sampling_conditions(self, self._clusters, class_labels, num_samples, generator, owner="PixelCNN")
         canvas = torch.zeros(num_samples, *self.image_shape, device=self.device, dtype=self.dtype)
         known = torch.zeros(num_samples, 1, *self.image_shape[1:], dtype=torch.bool, device=self.device)
         return self._draw(canvas, known, generator, temperature, labels, sampler)
@@ -225,7 +219,8 @@ class PixelCNN(GenerativeModel):
             raise ValueError(f"num_completions must be an integer >= 1, got {num_completions!r}.")
         if self.levels == 1:
             images = (images > 0.5).to(images.dtype)
-        labels = self._conditions(class_labels, len(images), images=images, known=known)
+        labels = sampling_conditions(self, self._clusters, class_labels, len(images), images=images, known=known,
+                                     owner="PixelCNN")
         if labels is not None:
             labels = labels.repeat_interleave(num_completions)
         canvas = images.repeat_interleave(num_completions, dim=0)

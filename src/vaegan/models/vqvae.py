@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from . import conditioning
 from .augment import shift
 from .base import GenerativeModel
-from .clusters import MAX_CLUSTER_SIDE, cluster_conditions
+from .clusters import MAX_CLUSTER_SIDE, sampling_conditions
 from .codeprior import CodePrior
 from .serialization import load_config, pin_revision
 from .validation import MAX_IMAGE_SIZE, check_choice, check_float, check_int, check_int_list
@@ -248,13 +248,10 @@ class VQVAE(GenerativeModel):
     def _prior_labels(self, prior: CodePrior, class_labels: conditioning.ClassLabels | None, count: int,
                       generator: torch.Generator | None = None, images: torch.Tensor | None = None,
                       known: torch.Tensor | None = None) -> torch.Tensor | None:
-        """What the prior is conditioned on: the classes (drawn uniformly when left out), or clusters (those of
-        ``images`` on their ``known`` pixels, else drawn with their training shares), or nothing."""
-        labels = self.prepare_class_labels(class_labels, count, generator, draw_missing=images is None)
-        if not self.config.prior_clusters:
-            return labels
-        return cluster_conditions(prior.cluster_set, count, generator, self.device, images, known,
-                                  owner="VQVAE's prior (train it with `--stage prior`)")
+        """What the prior reads: the classes, the clusters (``prior_clusters``) or nothing."""
+        clusters = prior.cluster_set if self.config.prior_clusters else None
+        return sampling_conditions(self, clusters, class_labels, count, generator, images, known,
+                                   owner="VQVAE's prior (train it with `--stage prior`)")
 
     def _require_prior(self, use: str) -> CodePrior:
         if self.prior is None:
