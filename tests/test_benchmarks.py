@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from vaegan import GAN, VAE
+from vaegan import AE, GAN, VAE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,21 @@ def test_ablation_benchmark_compares_ema_and_priors(tmp_path):
     rows = [line for line in out.splitlines() if line.startswith("| mnist")]
     assert [row.split(" | ")[1] for row in rows] == ["EMA generator", "last-step generator", "prior: standard",
                                                     "prior: gmm (refitted)", "prior: flow (refitted)"]
+
+
+def test_ablation_benchmark_refits_mixture_sizes_and_samples_at_temperatures(tmp_path):
+    torch.manual_seed(0)
+    model = AE(architecture="mlp", hidden_dims=(16,), latent_dim=2, prior="gmm", prior_components=2)
+    model.fit_prior(torch.randn(64, 2))
+    model.save_pretrained(tmp_path / "mnist-ae" / "model", model_card=False)
+    out = _run("benchmarks/ablation.py", str(tmp_path), "--configs", "mnist-ae", "--num-samples", "50",
+               "--gmm-components", "3,5", "--temperatures", "0.5")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| mnist-ae")]
+    assert [row[1] for row in rows] == ["prior: gmm", "prior: gaussian (refitted)", "prior: flow (refitted)",
+                                        "prior: gmm, 3 components (refitted)", "prior: gmm, 5 components (refitted)",
+                                        "temperature 0.5"]
+    fd_mnist = {row[1]: float(row[4]) for row in rows}
+    assert fd_mnist["temperature 0.5"] != fd_mnist["prior: gmm"]  # the same prior with a narrower spread
 
 
 def test_pr_chart_draws_the_shipped_points_and_refuses_bad_ones(tmp_path):
