@@ -8,7 +8,8 @@ an EMA generator as saved (EMA) and with ``use_ema=False`` (the last-step genera
 was trained with and with each other one (``prior`` switched, the new prior fitted to the same training latents, the
 way the trainer fits it): gaussian / gmm / flow for an AE, standard / gmm / flow for a VAE, and with
 ``--gmm-components`` a mixture of each of those sizes. ``--temperatures`` adds the model as saved sampling at each
-temperature (a GAN's latent, an AE / VAE prior's spread, a PixelCNN's logits). Prints one Markdown row per variant
+temperature (a GAN's latent, an AE / VAE prior's spread, a PixelCNN's logits; the other rows sample at the model's
+own ``default_temperature``). Prints one Markdown row per variant
 with the CPU seconds of its evaluation (a refitted prior's fit not included).
 """
 
@@ -52,31 +53,27 @@ def with_prior(model, prior: str, components: int | None = None):
     return other
 
 
-def at_temperature(model, temperature: float):
-    """``model`` whose ``sample`` draws at ``temperature`` unless told otherwise."""
-    sample = model.sample
-    model.sample = lambda *args, **kwargs: sample(*args, **{"temperature": temperature, **kwargs})
-    return model
-
-
 def variants(model, folder: Path, components: list[int], temperatures: list[float]):
-    """``(name, model)`` pairs to compare."""
+    """``(name, model, temperature)`` triples to compare (temperature None: the model's own)."""
     if model.family == "gan" and getattr(model, "has_ema", False):
-        yield "EMA generator", model
+        yield "EMA generator", model, None
         raw = AutoModel.from_pretrained(folder)
         raw.use_ema = False
-        yield "last-step generator", raw
+        yield "last-step generator", raw, None
     elif model.family in ("ae", "vae"):
-        yield f"prior: {model.config.prior}", model
+        yield f"prior: {model.config.prior}", model, None
         for prior in FAMILY_PRIORS[model.family]:
             if prior != model.config.prior:
-                yield f"prior: {prior}" + (" (refitted)" if prior != "standard" else ""), with_prior(model, prior)
+                yield f"prior: {prior}" + (" (refitted)" if prior != "standard" else ""), with_prior(model, prior), None
         for count in components:
-            yield f"prior: gmm, {count} components (refitted)", with_prior(model, "gmm", count)
+            yield f"prior: gmm, {count} components (refitted)", with_prior(model, "gmm", count), None
     else:
-        yield "as saved", model
+        yield "as saved", model, None
+    if components and model.family not in ("ae", "vae"):
+        print(f"--gmm-components: {folder} is a {type(model).__name__}, which has no latent mixture to refit; "
+              "skipped.", file=sys.stderr)
     for temperature in temperatures:
-        yield f"temperature {temperature:g}", at_temperature(AutoModel.from_pretrained(folder), temperature)
+        yield f"temperature {temperature:g}", model, temperature
 
 
 def main() -> int:
@@ -96,10 +93,12 @@ def main() -> int:
         if not (folder / "config.json").is_file():
             print(f"{config}: no model in {folder}", file=sys.stderr)
             continue
-        for name, model in variants(AutoModel.from_pretrained(folder), folder, components, temperatures):
+        for name, model, temperature in variants(AutoModel.from_pretrained(folder), folder, components,
+                                                 temperatures):
             before = os.times()
             with torch.no_grad():
-                result = evaluate(model, num_samples=args.num_samples, seed=0, metrics=list(COLUMNS))
+                result = evaluate(model, num_samples=args.num_samples, seed=0, metrics=list(COLUMNS),
+                                  temperature=temperature)
             after = os.times()
             seconds = (after.user - before.user) + (after.system - before.system)
             values = " | ".join(f"{result['metrics'][c]:.4g}" for c in COLUMNS)

@@ -59,6 +59,22 @@ def test_ablation_benchmark_refits_mixture_sizes_and_samples_at_temperatures(tmp
     assert fd_mnist["temperature 0.5"] != fd_mnist["prior: gmm"]  # the same prior with a narrower spread
 
 
+def test_ablation_rows_of_a_gan_sample_at_its_stored_temperature(tmp_path):
+    torch.manual_seed(0)
+    GAN(architecture="mlp", latent_dim=8, generator_hidden_dims=(16,), discriminator_hidden_dims=(16,),
+        sample_temperature=0.5).save_pretrained(tmp_path / "mnist-dcgan" / "model", model_card=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "benchmarks/ablation.py", str(tmp_path), "--configs", "mnist-dcgan",
+                             "--num-samples", "50", "--temperatures", "0.5,1", "--gmm-components", "3"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row[1]: row[2:] for row in (line.split(" | ") for line in result.stdout.splitlines()
+                                        if line.startswith("| mnist-dcgan"))}
+    assert list(rows) == ["as saved", "temperature 0.5", "temperature 1"]
+    assert rows["as saved"][:-1] == rows["temperature 0.5"][:-1] != rows["temperature 1"][:-1]  # but the CPU time
+    assert "GAN, which has no latent mixture to refit; skipped" in result.stderr
+
+
 def test_pr_chart_draws_the_shipped_points_and_refuses_bad_ones(tmp_path):
     import json
 

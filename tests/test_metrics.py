@@ -341,7 +341,7 @@ class RealDigitsByLabel(torch.nn.Module):
         images, labels = _real_labelled("mnist-5k", "test", 1, 28, None, None)
         self.by_class = {c: images[labels == c] for c in range(10)}
 
-    def sample(self, n, generator=None, class_labels=None):
+    def sample(self, n, generator=None, temperature=1.0, class_labels=None):
         labels = torch.as_tensor(class_labels)
         self.requested += labels.tolist()
         pools = [self.by_class[(int(y) + self.shift) % 10] for y in labels]

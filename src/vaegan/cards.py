@@ -209,18 +209,28 @@ def _sampling_lines(model: GenerativeModel, shape: tuple[int, int, int]) -> tupl
     if model.num_classes is None:
         return [f"images = model.sample(16, generator=torch.Generator().manual_seed({CARD_SEED}))  "
                 f"# {_shape(16, *shape)}, values in [0, 1]",
+                *_temperature_lines(model),
                 "make_grid(images, nrow=4).save(\"my_samples.png\")"], ""
     names = model.class_names
     label = json.dumps(names[-1]) if names else str(model.num_classes - 1)
     lines = [f"generator = torch.Generator().manual_seed({CARD_SEED})",
              f"images = model.sample(8, class_labels={label}, generator=generator)  # {_shape(8, *shape)} of class "
              f"{label}, values in [0, 1]",
+             *_temperature_lines(model),
              "make_grid(images, nrow=8).save(\"my_samples.png\")"]
     if model.has_latent_space:
         lines += ["# one row per latent (its style) drawn as every class",
                   "styles = model.generate_all_classes(model.prior_latents(4, generator=generator))",
                   f"make_grid(styles, nrow={model.num_classes}).save(\"styles.png\")"]
     return lines, f", class_labels={label}"
+
+
+def _temperature_lines(model: GenerativeModel) -> list[str]:
+    """A comment on the stored sampling temperature, when the model has one other than 1."""
+    if model.default_temperature == 1.0:
+        return []
+    return [f"# sample() draws at this model's sample_temperature, {model.default_temperature:g} (typical images); "
+            "pass temperature=1.0 for the full spread"]
 
 
 def _image_lines(model: GenerativeModel, shape: tuple[int, int, int]) -> tuple[list[str], str]:

@@ -78,7 +78,7 @@ def _check_limits(args: argparse.Namespace) -> None:
 
     if getattr(args, "num_samples", None) is not None:
         check_range("--num-samples", args.num_samples, 1, CLI_MAX_IMAGES, integer=True)
-    if hasattr(args, "temperature"):
+    if getattr(args, "temperature", None) is not None:
         check_range("--temperature", args.temperature, 0.0, MAX_TEMPERATURE)
     if hasattr(args, "steps"):
         check_range("--steps", args.steps, MIN_STEPS, CLI_MAX_STEPS, integer=True)
@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="number of samples (default 64); with --all-classes, samples per class (default 8)")
     sample.add_argument("--all-classes", action="store_true",
                         help="class-conditional models: a grid with one row per class")
-    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--temperature", type=float, default=None,
+                        help="spread of the model's randomness, 0-2 (default: the model's own, 1 unless its config "
+                             "stores a sample_temperature)")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
     for sub in (sample, interpolate):
         sub.add_argument("--label", help="class-conditional models: class name or index (default: drawn from --seed)")

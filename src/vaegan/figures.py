@@ -20,10 +20,12 @@ def seeded(seed: int) -> torch.Generator:
 
 
 def save_sample_grid(model: GenerativeModel, path: str | Path, num_samples: int = 64, seed: int = 0,
-                     temperature: float = 1.0, nrow: int | None = None,
+                     temperature: float | None = None, nrow: int | None = None,
                      class_labels: ClassLabels | None = None) -> Path:
-    """Sample ``num_samples`` images with a fixed seed (and ``class_labels``) and write them as one PNG grid."""
-    images = model.sample(num_samples, generator=seeded(seed), temperature=temperature, class_labels=class_labels)
+    """Sample ``num_samples`` images with a fixed seed (and ``class_labels``; ``temperature`` default: the model's
+    ``default_temperature``) and write them as one PNG grid."""
+    images = model.sample(num_samples, generator=seeded(seed), temperature=model.resolve_temperature(temperature),
+                          class_labels=class_labels)
     return _save(make_grid(images.float().cpu(), nrow=nrow), path)
 
 
@@ -32,17 +34,19 @@ def class_grid_labels(num_classes: int, per_class: int) -> torch.Tensor:
     return torch.arange(num_classes).repeat_interleave(per_class)
 
 
-def class_grid(model: GenerativeModel, per_class: int = 8, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+def class_grid(model: GenerativeModel, per_class: int = 8, seed: int = 0,
+               temperature: float | None = None) -> torch.Tensor:
     """``per_class`` samples of every class of a class-conditional model, class-major ``(K * per_class, C, H, W)``."""
     if model.num_classes is None:
         raise ValueError(f"This {type(model).__name__} is unconditional (num_classes is None); a class grid needs a "
                          "class-conditional model.")
     labels = class_grid_labels(model.num_classes, per_class)
-    return model.sample(len(labels), generator=seeded(seed), temperature=temperature, class_labels=labels)
+    return model.sample(len(labels), generator=seeded(seed), temperature=model.resolve_temperature(temperature),
+                        class_labels=labels)
 
 
 def save_class_grid(model: GenerativeModel, path: str | Path, per_class: int = 8, seed: int = 0,
-                    temperature: float = 1.0) -> Path:
+                    temperature: float | None = None) -> Path:
     """Write :func:`class_grid` as one PNG: one row per class, ``per_class`` samples a row."""
     images = class_grid(model, per_class, seed, temperature)
     return _save(make_grid(images.float().cpu(), nrow=per_class), path)

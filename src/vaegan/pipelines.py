@@ -139,7 +139,7 @@ class GenerativePipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, batch_size: int = 1, generator: torch.Generator | list[torch.Generator] | None = None,
-                 temperature: float = 1.0, output_type: str = "pil", return_dict: bool = True,
+                 temperature: float | None = None, output_type: str = "pil", return_dict: bool = True,
                  class_labels: Any = None) -> ImagePipelineOutput | tuple:
         """Generate ``batch_size`` images from the model's prior.
 
@@ -147,7 +147,8 @@ class GenerativePipeline(DiffusionPipeline):
             batch_size: number of images. With a list of ``class_labels`` it may be left at 1: one image per label.
             generator: ``torch.Generator`` (or one per image) making generation deterministic; the same seed gives
                 the same images as ``model.sample(batch_size, generator=...)``.
-            temperature: scale of the prior's spread (below 1: more typical, less varied images).
+            temperature: scale of the prior's spread (below 1: more typical, less varied images); default: the
+                model's ``default_temperature`` (1, or the ``sample_temperature`` its config stores).
             output_type: ``"pil"`` (list of PIL images), ``"np"`` (float array ``(N, H, W, C)`` in [0, 1]) or
                 ``"pt"`` (tensor ``(N, C, H, W)`` in [0, 1]).
             return_dict: return an ``ImagePipelineOutput`` (else a tuple ``(images,)``).
@@ -159,8 +160,9 @@ class GenerativePipeline(DiffusionPipeline):
             isinstance(class_labels, torch.Tensor | np.ndarray) and class_labels.ndim == 1)
         if batch_size == 1 and one_per_image:
             batch_size = len(class_labels)
-        images = self.generative_model.sample(batch_size, generator=generator, temperature=temperature,
-                                              class_labels=class_labels)
+        model = self.generative_model
+        images = model.sample(batch_size, generator=generator, temperature=model.resolve_temperature(temperature),
+                              class_labels=class_labels)
         return self._output(images, output_type, return_dict)
 
     def _as_endpoint(self, value: Any) -> torch.Tensor:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..models.validation import MAX_SAMPLE_TEMPERATURE
+
 MAX_IMAGES = 64
 MIN_STEPS, MAX_STEPS = 2, 32
 MAX_SEED = 2**31 - 1
-MAX_TEMPERATURE = 2.0
+MAX_TEMPERATURE = MAX_SAMPLE_TEMPERATURE
 MAX_EXAMPLE = 49
 MAX_COMPLETIONS = 16  # drawn pixel by pixel: ~1 s for 16 completions of a 28x28 digit by a default PixelCNN
 MAX_UPLOAD_SIDE = 4096         # pixels on either side of an uploaded picture: 4096x4096 RGBA decodes to 64 MiB

@@ -42,8 +42,11 @@ def _header(results: Sequence[Any], reference: dict[str, Any] | None) -> str:
     samples = {n for n in (_config_number(r, "samples") for r in results) if n is not None}
     heldout = {n for n in (_config_number(r, "heldout_images") for r in results) if n is not None}
     parts = [f"on {', '.join(datasets)}"]
+    temperatures = {m.group(1) for r in results
+                    if (m := re.search(r"\btemperature=([\d.]+)", str(getattr(r, "metric_config", None) or "")))}
     if samples:
-        parts.append(f"{', '.join(f'{n:,}' for n in sorted(samples))} samples")
+        at = f" at temperature {', '.join(sorted(temperatures))}" if temperatures else ""
+        parts.append(f"{', '.join(f'{n:,}' for n in sorted(samples))} samples{at}")
     if heldout:
         parts.append(f"{', '.join(f'{n:,}' for n in sorted(heldout))} held-out images")
     line = "Evaluated " + ", ".join(parts) + "."

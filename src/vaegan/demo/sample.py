@@ -77,7 +77,13 @@ class SampleTab(DemoTab):
     def default_result(self, model: str) -> InlinePNG | str:
         """``model``'s grid for the page's defaults (what the page shows before "Generate")."""
         return self.ctx.files.png_bytes(self.png(SampleRequest(model, DEFAULT_IMAGES, DEFAULT_SEED,
-                                                               DEFAULT_TEMPERATURE)), "samples.png")
+                                                               self.default_temperature(model))), "samples.png")
+
+    def default_temperature(self, model: Any) -> float:
+        """The slider's value for ``model``: its own default temperature (a stored ``sample_temperature``), else
+        the page's."""
+        entry = self.ctx.registry.entries.get(model) if isinstance(model, str) else None
+        return entry.model.default_temperature if entry else DEFAULT_TEMPERATURE
 
     # ------------------------------------------------------------------ rendering
     def _png(self, request: SampleRequest) -> bytes:
@@ -137,12 +143,12 @@ class SampleTab(DemoTab):
                 n = capped(gr.Slider(1, MAX_IMAGES, value=DEFAULT_IMAGES, step=1, label="Number of images"))
                 seed = capped(gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
                                         elem_id="sample-seed"))
-                temperature = capped(gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05,
-                                               label="Temperature"))
+                temperature = capped(gr.Slider(0.0, MAX_TEMPERATURE, value=self.default_temperature(first),
+                                               step=0.05, label="Temperature", elem_id="sample-temperature"))
                 go = gr.Button("Generate", variant="primary", elem_id="sample-button")
                 gr.Markdown("The same seed gives the same images. Temperature scales the spread of the "
                             "model's randomness (a latent model's prior): below 1, more typical and less varied "
-                            "images.")
+                            "images. It starts at the model's own (1, or the one its card was evaluated at).")
             with gr.Column(scale=2):
                 # The first model's default grid is part of the page, so a visitor sees digits at once.
                 out = inline_image(self.default_result(first), label="Samples", format="png", interactive=False,
@@ -151,9 +157,10 @@ class SampleTab(DemoTab):
         # Full width below the samples: four columns of names and numbers that must not wrap.
         results = gr.HTML(registry.results_html(first), elem_id="sample-results")
         go.click(self.sample, [model, n, seed, temperature, label], out, api_name="sample", **ctx.compute)
-        model.change(lambda name: (self.class_picker(name), registry.results_html(name)), model,
-                     [label, results], **ctx.ui_only)
-        return {"model": model, "class": label, "output": out, "results": results}
+        model.change(lambda name: (self.class_picker(name), registry.results_html(name),
+                                   gr.Slider(value=self.default_temperature(name))), model,
+                     [label, results, temperature], **ctx.ui_only)
+        return {"model": model, "class": label, "output": out, "results": results, "temperature": temperature}
 
 
 def class_choices(classes: list[str] | None) -> list[tuple[str, str]]:

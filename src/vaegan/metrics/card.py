@@ -40,10 +40,19 @@ def _config(result: Mapping[str, Any], metric: str) -> str:
     kind = METRICS[metric].kind if metric in METRICS else "generation"
     if not _heldout(metric):
         return (f"features={result.get('features')}, samples={result.get('num_samples')}, "
-                f"seed={result.get('seed')}, real_images={result.get('real_images')}")
+                f"seed={result.get('seed')}{_temperature_config(result)}, real_images={result.get('real_images')}")
     draws = "iwae_samples" if "iwae_samples" in result else "elbo_samples"
     extra = f", {draws}={result.get(draws)}" if kind == "likelihood" else ""
     return f"heldout_images={result.get('heldout_images')}, seed={result.get('seed')}{extra}"
+
+
+def _temperature(result: Mapping[str, Any]) -> float:
+    return float(result.get("temperature", 1.0))
+
+
+def _temperature_config(result: Mapping[str, Any]) -> str:
+    """``, temperature=T`` for samples drawn at a temperature other than 1 (older results have none: 1)."""
+    return "" if _temperature(result) == 1.0 else f", temperature={_temperature(result):g}"
 
 
 def eval_results(result: Mapping[str, Any]) -> list:
@@ -78,8 +87,11 @@ def evaluation_section(result: Mapping[str, Any]) -> str:
         rows.append(f"| `{metric}` | {_format(float(value))} | {better} | {info.definition if info else ''} |")
     notes = []
     if "num_samples" in result:
+        temperature = "" if _temperature(result) == 1.0 else (
+            f" at temperature {_temperature(result):g} (the model's `sample_temperature`; `temperature=1` samples the "
+            "full latent distribution)")
         notes.append(f"Generation metrics: {result['num_samples']:,} samples drawn with "
-                     f"`torch.Generator().manual_seed({result.get('seed')})`, compared with "
+                     f"`torch.Generator().manual_seed({result.get('seed')})`{temperature}, compared with "
                      f"{result.get('real_images', '?'):,} real images of {dataset_name} (training split), "
                      f"features from the `{result.get('features')}` extractor.")
     if "heldout_images" in result:
@@ -92,7 +104,8 @@ def evaluation_section(result: Mapping[str, Any]) -> str:
         notes.append(f"Predicted digits of the samples (0-9): {result['class_histogram']}.")
     options = {"--data": result.get("data"), "--metrics": ",".join(metrics), "--seed": result.get("seed", 0),
                "--num-samples": result.get("num_samples"), "--features": result.get("features"),
-               "--num-heldout": result.get("heldout_images"), "--iwae-samples": result.get("iwae_samples")}
+               "--num-heldout": result.get("heldout_images"), "--iwae-samples": result.get("iwae_samples"),
+               "--temperature": None if _temperature(result) == 1.0 else f"{_temperature(result):g}"}
     command = "vaegan evaluate MODEL " + " ".join(f"{k} {v}" for k, v in options.items() if v is not None)
     return "\n".join([
         SECTION_START, "## Evaluation", "", *rows, "", *(f"{n}\n" for n in notes),

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError, VaeganError
 from ..files import check_output_path, write_file
+from ..models.validation import MAX_SAMPLE_TEMPERATURE
 from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
 from .features import FEATURE_EXTRACTORS, check_features
 from .registry import METRICS
@@ -39,6 +40,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binarize the held-out images once (seed 0) for the likelihood and reconstruction "
                              "metrics: auto (default) does when the model was trained with data.binarize (its "
                              "training_config.yaml says so)")
+    parser.add_argument("--temperature", type=float,
+                        help="sample at this temperature, 0-2 (default: the model's own, 1 unless its config stores "
+                             "a sample_temperature)")
     parser.add_argument("-o", "--output", help="also write the results to this JSON file")
     parser.add_argument("--update-card", action="store_true",
                         help="write the results into the model's card (model-index + table) and eval_results.json; "
@@ -52,8 +56,9 @@ def format_table(result: dict[str, Any]) -> str:
     width = max(len(name) for name, _ in rows)
     subject = (f"{result['model']} against its {result['real_images']:,} training images" if result.get("real")
                else f"{result['model']} on {result['data']}")
-    lines = [subject + (f" ({result['num_samples']:,} samples, seed {result['seed']}, features {result['features']})"
-                        if "num_samples" in result else "")]
+    temperature = f", temperature {result['temperature']:g}" if result.get("temperature", 1.0) != 1.0 else ""
+    lines = [subject + (f" ({result['num_samples']:,} samples, seed {result['seed']}{temperature}, features "
+                        f"{result['features']})" if "num_samples" in result else "")]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if result.get("skipped"):
         lines.append(f"Skipped {', '.join(result['skipped']['metrics'])}: {result['skipped']['reason']}")
@@ -98,6 +103,12 @@ def _check_model_or_real(args: argparse.Namespace) -> None:
         raise ConfigError("--update-card needs a model; --real measures real images (write them with --output).")
     if not args.real and (args.image_size is not None or args.channels is not None):
         raise ConfigError("--image-size and --channels go with --real; a model is evaluated at its own image shape.")
+    if args.temperature is not None:
+        if args.real:
+            raise ConfigError("--temperature goes with a model (the temperature it samples at); drop it with --real.")
+        if not 0 <= args.temperature <= MAX_SAMPLE_TEMPERATURE:  # also refuses nan
+            raise ConfigError(f"--temperature must be between 0 and {MAX_SAMPLE_TEMPERATURE:g}, got "
+                              f"{args.temperature}.")
 
 
 def _write_output(path: str, result: dict[str, Any]) -> None:
@@ -140,7 +151,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
                                                             if args.binarize == "auto" else "."))
     result = evaluate(model, data=args.data, num_samples=args.num_samples, seed=args.seed, metrics=metrics,
                       features=args.features, iwae_samples=args.iwae_samples, num_heldout=args.num_heldout,
-                      progress=True, binarize=binarize)
+                      progress=True, binarize=binarize, temperature=args.temperature)
     result["model"] = args.model
     print(format_table(result))
     if args.output:

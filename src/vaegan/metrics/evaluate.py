@@ -85,7 +85,7 @@ def _real_features(data: str, features: str, channels: int, image_size: int,
 
 
 def _sample_features(model, num_samples: int, seed: int, features: str, progress: bool,
-                     labels: torch.Tensor | None = None):
+                     labels: torch.Tensor | None = None, temperature: float = 1.0):
     from tqdm.auto import tqdm
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -94,7 +94,8 @@ def _sample_features(model, num_samples: int, seed: int, features: str, progress
         for start in range(0, num_samples, _BATCH):
             n = min(_BATCH, num_samples - start)
             batch_labels = None if labels is None else labels[start:start + n]
-            f, lg = extract(model.sample(n, generator=generator, class_labels=batch_labels).float().cpu(), features)
+            images = model.sample(n, generator=generator, temperature=temperature, class_labels=batch_labels)
+            f, lg = extract(images.float().cpu(), features)
             feats.append(f)
             logits.append(lg)
             bar.update(n)
@@ -104,15 +105,17 @@ def _sample_features(model, num_samples: int, seed: int, features: str, progress
 def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NUM_SAMPLES, seed: int = 0,
              metrics: list[str] | None = None, features: str | None = None, *,
              iwae_samples: int = DEFAULT_IWAE_SAMPLES, num_heldout: int | None = DEFAULT_NUM_HELDOUT,
-             progress: bool = False, cache_dir: str | None = None, binarize: bool = False) -> dict[str, Any]:
+             progress: bool = False, cache_dir: str | None = None, binarize: bool = False,
+             temperature: float | None = None) -> dict[str, Any]:
     """Evaluate ``model`` (a vaegan model, Hub id or folder) against the real images of ``data``.
 
     ``metrics``: names from :data:`~vaegan.metrics.METRICS` (None: every one that applies to the model's
     capabilities and the feature extractor). ``features``: ``"mnist"`` or ``"inception"`` (None: the one
     ``metrics`` name, else ``mnist`` for MNIST data and ``inception`` for other data).
 
-    Generation metrics compare ``num_samples`` samples drawn with ``torch.Generator().manual_seed(seed)`` with
-    the source's training split. Likelihood and reconstruction metrics use the first ``num_heldout`` images of
+    Generation metrics compare ``num_samples`` samples drawn with ``torch.Generator().manual_seed(seed)`` at
+    ``temperature`` (default: the model's ``default_temperature``, the one its ``sample`` uses) with the source's
+    training split. Likelihood and reconstruction metrics use the first ``num_heldout`` images of
     its held-out split: ``nll`` / ``bpd`` for a model with an exact likelihood, the bounds ``elbo_nll`` /
     ``iwae_nll`` for one with likelihood bounds (the VAE), with ``iwae_samples`` posterior samples per image for
     ``iwae_nll`` (the slowest metric: ``num_heldout x iwae_samples`` decoder passes; ``elbo_nll`` alone uses
@@ -125,7 +128,7 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
     ten digits with the default 10,000 samples); ``class_accuracy`` is the share of samples classified as their
     requested digit. Its likelihood and reconstruction metrics are conditional on the held-out images' labels.
 
-    Returns ``{"model", "data", "seed", "features", "num_samples", "real_images", "heldout_images",
+    Returns ``{"model", "data", "seed", "features", "num_samples", "temperature", "real_images", "heldout_images",
     "iwae_samples" | "elbo_samples", "metrics": {name: value}, "class_histogram", "skipped"}`` (the keys that apply;
     ``skipped``: ``{"metrics": [...], "reason": ...}``, the sample-based metrics left out of the default selection
     because the model cannot sample now, e.g. an AE before its prior is fitted).
@@ -150,10 +153,15 @@ def evaluate(model: Any, data: str = DEFAULT_DATA, num_samples: int = DEFAULT_NU
         model.eval()
         with torch.random.fork_rng(devices=[]):  # never disturbs the caller's random streams (a training run)
             _compute(model, names, kinds, chosen, data, num_samples, seed, iwae_samples, num_heldout, progress,
-                     cache_dir, result, binarize)
+                     cache_dir, result, binarize, _temperature(model, temperature))
     finally:
         model.train(was_training)
     return result
+
+
+def _temperature(model, temperature: float | None) -> float:
+    """``temperature``, else the model's default (1 for a stand-in without ``default_temperature``)."""
+    return float(temperature) if temperature is not None else float(getattr(model, "default_temperature", 1.0))
 
 
 def _skipped_for_sampling(model, names: list[str], features: str) -> dict[str, Any] | None:
@@ -197,16 +205,16 @@ def sample_metric_values(names: list[str], features: str, real_feats: torch.Tens
 
 def _compute(model, names: list[str], kinds: set[str], chosen: str, data: str, num_samples: int, seed: int,
              iwae_samples: int, num_heldout: int | None, progress: bool, cache_dir: str | None,
-             result: dict[str, Any], binarize: bool = False) -> None:
+             result: dict[str, Any], binarize: bool = False, temperature: float = 1.0) -> None:
     channels, size = model.image_shape[0], model.image_shape[1]
     values: dict[str, float] = {}
     if kinds & {"generation", "classifier"}:
-        result.update(features=chosen, num_samples=num_samples)
+        result.update(features=chosen, num_samples=num_samples, temperature=temperature)
         real_feats, _ = _real_features(data, chosen, channels, size, cache_dir)
         result["real_images"] = len(real_feats)
         num_classes = getattr(model, "num_classes", None)
         labels = balanced_labels(num_samples, num_classes) if num_classes else None
-        fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress, labels)
+        fake_feats, fake_logits = _sample_features(model, num_samples, seed, chosen, progress, labels, temperature)
         values.update(sample_metric_values(names, chosen, real_feats, fake_feats, fake_logits, seed, labels, result))
     if any(METRICS[n].heldout for n in names):
         heldout, heldout_labels = _real_labelled(data, "test", channels, size, num_heldout, cache_dir)

@@ -212,7 +212,8 @@ class Autoencoder(GenerativeModel):
             self.fit_prior(self.training_latents(batches))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
-                      temperature: float = 1.0) -> torch.Tensor:
+                      temperature: float | None = None) -> torch.Tensor:
         if not self.latent_prior.is_fitted:
             raise RuntimeError(self.unfitted_prior_message())
-        return self.latent_prior.sample(num_samples, generator, temperature, dtype=self.dtype)
+        return self.latent_prior.sample(num_samples, generator, self.resolve_temperature(temperature),
+                                        dtype=self.dtype)

@@ -30,6 +30,11 @@ Training is driven by ``training_phases`` (one optimizer each), ``phase_is_activ
 hooks ``on_train_start`` / ``after_optimizer_step`` / ``on_train_end`` and, for families trained in several
 steps (an autoencoder, then a prior over its codes), ordered ``training_stages``.
 
+``temperature=None`` (the default of ``sample`` and ``prior_latents``) means the model's
+:attr:`~GenerativeModel.default_temperature`: 1, or the ``sample_temperature`` a family keeps in its config (a GAN
+trained to sample from a truncated latent); consumers resolve it with ``resolve_temperature`` before they call a
+family.
+
 Plugins written against the first protocol (``compute_loss(phase, images, step)``, ``decode_latents(latents)``,
 ``encode_images(images)`` without ``class_labels``) keep working: such methods are adapted once, when the
 subclass is created, to take ``class_labels=None`` (and to refuse labels).
@@ -284,12 +289,13 @@ class GenerativeModel(ModelMixin, ConfigMixin):
         raise NotImplementedError(f"{type(self).__name__} has no encoder;{hint}".rstrip(";") + ("" if hint else "."))
 
     def prior_latents(self, num_samples: int, generator: torch.Generator | None = None,
-                      temperature: float = 1.0) -> torch.Tensor:
-        """Draw ``num_samples`` latents from the model's prior (a standard normal unless overridden)."""
+                      temperature: float | None = None) -> torch.Tensor:
+        """Draw ``num_samples`` latents from the model's prior (a standard normal unless overridden); ``temperature``
+        (default: :attr:`default_temperature`) scales their spread."""
         self._require("latent_space", "draw latents")
         noise = randn_tensor((num_samples, *self.latent_shape), generator=generator, device=self.device,
                              dtype=self.dtype)
-        return noise * temperature
+        return noise * self.resolve_temperature(temperature)
 
     def log_likelihood(self, images: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Exact ``log p(x)`` (``log p(x | y)`` with labels) of each image, nats: ``(B,)`` (capability
@@ -360,11 +366,24 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             self.train(was_training)
 
     # ------------------------------------------------------------------ generation
+    @property
+    def default_temperature(self) -> float:
+        """The temperature that :meth:`sample`, :meth:`prior_latents` and every consumer (pipelines, ``vaegan
+        sample`` / ``evaluate``, the demo, the card) use when given none: the config's ``sample_temperature`` in a
+        family that stores one (a GAN's truncated latent), else 1 (the distribution as trained)."""
+        stored = self.config.get("sample_temperature")
+        return 1.0 if stored is None else float(stored)
+
+    def resolve_temperature(self, temperature: float | None) -> float:
+        """``temperature``, or :attr:`default_temperature` when it is None."""
+        return self.default_temperature if temperature is None else temperature
+
     def sample(self, num_samples: int, generator: torch.Generator | None = None,
-               temperature: float = 1.0, class_labels: ClassLabels | None = None) -> torch.Tensor:
+               temperature: float | None = None, class_labels: ClassLabels | None = None) -> torch.Tensor:
         """Generate ``num_samples`` images ``(N, C, H, W)`` in [0, 1]; the same generator seed gives the same images.
 
-        ``temperature`` scales the prior's spread (below 1: more typical, less varied images). ``class_labels``
+        ``temperature`` scales the prior's spread (below 1: more typical, less varied images; default:
+        :attr:`default_temperature`). ``class_labels``
         (class-conditional models only): one label for every sample or one per sample, as indices or class
         names; without them the labels are drawn uniformly with ``generator`` (after the latents, so the same
         seed gives the same latents with or without labels).
@@ -377,7 +396,8 @@ class GenerativeModel(ModelMixin, ConfigMixin):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         labels = None if class_labels is None else self.prepare_class_labels(class_labels, num_samples)
         with self._eval_mode():
-            latents = self.prior_latents(num_samples, generator, temperature)
+            # Resolved here: a plugin's prior_latents may predate temperature=None.
+            latents = self.prior_latents(num_samples, generator, self.resolve_temperature(temperature))
             if labels is None:
                 labels = self.prepare_class_labels(None, num_samples, generator, draw_missing=True)
             return self.decode_latents(latents, class_labels=labels)

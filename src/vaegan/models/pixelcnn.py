@@ -188,7 +188,7 @@ class PixelCNN(GenerativeModel):
         return {"loss": nll, "bpd": nll.detach() / (math.prod(self.image_shape) * math.log(2))}
 
     # ------------------------------------------------------------------ sampling and completion
-    def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+    def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float | None = None,
                class_labels: conditioning.ClassLabels | None = None, sampler: str = "cached") -> torch.Tensor:
         """Draw ``num_samples`` images pixel by pixel: ``(N, C, H, W)`` in [0, 1].
 
@@ -205,7 +205,7 @@ class PixelCNN(GenerativeModel):
 
     def complete(self, images: torch.Tensor, known_mask: torch.Tensor, generator: torch.Generator | None = None,
                  num_completions: int = 1, class_labels: conditioning.ClassLabels | None = None,
-                 temperature: float = 1.0, sampler: str = "cached") -> torch.Tensor:
+                 temperature: float | None = None, sampler: str = "cached") -> torch.Tensor:
         """Redraw the pixels where ``known_mask`` is False, in raster order, given the pixels before them.
 
         ``images``: ``(B, C, H, W)`` or ``(C, H, W)`` in [0, 1] (a ``bernoulli`` model keeps known pixels
@@ -229,7 +229,8 @@ class PixelCNN(GenerativeModel):
 
     @torch.no_grad()
     def _draw(self, canvas: torch.Tensor, known: torch.Tensor, generator: torch.Generator | None,
-              temperature: float, labels: torch.Tensor | None, sampler: str) -> torch.Tensor:
+              temperature: float | None, labels: torch.Tensor | None, sampler: str) -> torch.Tensor:
+        temperature = self.resolve_temperature(temperature)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}.")
         if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):

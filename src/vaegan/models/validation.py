@@ -12,6 +12,8 @@ from ..errors import ConfigError
 MAX_DIM = 65_536
 MAX_IMAGE_SIZE = 1_024
 MAX_PARAMETERS = 1_000_000_000
+#: Highest sampling temperature anywhere (a stored ``sample_temperature``, ``vaegan sample``, the demo).
+MAX_SAMPLE_TEMPERATURE = 2.0
 
 
 def closest(name: str, options: Iterable[str]) -> str:

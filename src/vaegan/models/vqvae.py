@@ -262,7 +262,7 @@ class VQVAE(GenerativeModel):
                 "subfolder=\"vqvae\").")
         return self.prior
 
-    def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+    def sample(self, num_samples: int, generator: torch.Generator | None = None, temperature: float | None = None,
                class_labels: conditioning.ClassLabels | None = None) -> torch.Tensor:
         """Draw code grids from the prior, position by position, and decode them: ``(N, C, H, W)`` in [0, 1].
 
@@ -273,12 +273,12 @@ class VQVAE(GenerativeModel):
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
         labels = self._prior_labels(prior, class_labels, num_samples, generator)
-        codes = prior.sample_codes(num_samples, generator, temperature, labels)
+        codes = prior.sample_codes(num_samples, generator, self.resolve_temperature(temperature), labels)
         return self.decode_codes(codes)
 
     def complete(self, images: torch.Tensor, known_mask: torch.Tensor, generator: torch.Generator | None = None,
                  num_completions: int = 1, class_labels: conditioning.ClassLabels | None = None,
-                 temperature: float = 1.0) -> torch.Tensor:
+                 temperature: float | None = None) -> torch.Tensor:
         """Complete images from their known pixels with the prior over code grids.
 
         The images are encoded; a code is kept when every pixel of its patch is known (``known_mask``: ``(H, W)``,
@@ -299,7 +299,8 @@ class VQVAE(GenerativeModel):
         known_codes = known_codes.repeat_interleave(num_completions, dim=0)
         if labels is not None:
             labels = labels.repeat_interleave(num_completions)
-        drawn = prior.sample_codes(len(codes), generator, temperature, labels, codes=codes, known=known_codes)
+        drawn = prior.sample_codes(len(codes), generator, self.resolve_temperature(temperature), labels, codes=codes,
+                                   known=known_codes)
         images, known = images.repeat_interleave(num_completions, 0), known.repeat_interleave(num_completions, 0)
         return torch.where(known, images, self.decode_codes(drawn))
 

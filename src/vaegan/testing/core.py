@@ -109,6 +109,12 @@ class CoreContract(ContractBase):
         with pytest.raises(ValueError):
             model.sample(0, generator=gen(0))
 
+    def test_sample_without_a_temperature_uses_the_default_temperature(self):
+        model = self.make_model()
+        default = model.sample(2, generator=gen(0), temperature=model.default_temperature)
+        assert torch.equal(model.sample(2, generator=gen(0)), default), \
+            "sample() without a temperature did not sample at model.default_temperature (resolve_temperature(None))"
+
     def test_sample_is_deterministic_with_a_generator(self):
         model = self.make_model()
         first = model.sample(4, generator=gen(0))
