@@ -51,8 +51,9 @@ def draw(data: dict, reference: dict | None, output: Path) -> None:
     scatter = ax.scatter([p["recall"] for p in points], [p["precision"] for p in points], c=confident, cmap="viridis",
                          vmin=0, vmax=1, s=60, edgecolors="black", linewidths=0.5, zorder=3)
     for point in points:
+        # "label_offset" (points, optional): where a label goes when the default would cover a neighbour's.
         ax.annotate(point["config"], (point["recall"], point["precision"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+                    xytext=tuple(point.get("label_offset", (6, 4))), fontsize=8)
     if reference is not None:
         real = reference["metrics"]
         ax.plot(real["recall"], real["precision"], "*", color="crimson", ms=16, zorder=4)
