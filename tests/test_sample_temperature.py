@@ -116,4 +116,9 @@ def test_the_demo_starts_each_model_at_its_own_temperature():
     tab = demo.vaegan_app.tabs["sample"]
     assert tab.default_temperature("cool") == 0.5 and tab.default_temperature("plain") == 1.0
     assert tab.default_result("cool") == tab.sample("cool", 16, 0, 0.5) != tab.sample("cool", 16, 0, 1.0)
-    assert isinstance(gr.Slider(value=tab.default_temperature("plain")), gr.Slider)
+    # Picking another model moves the slider to that model's temperature.
+    picker = [fn for fn in demo.fns.values() if any(getattr(o, "elem_id", None) == "sample-temperature"
+                                                     for o in fn.outputs)]
+    assert len(picker) == 1
+    assert [update.value for update in picker[0].fn("plain") if isinstance(update, gr.Slider)] == [1.0]
+    assert [update.value for update in picker[0].fn("cool") if isinstance(update, gr.Slider)] == [0.5]
