@@ -31,9 +31,15 @@ def significant(value: Any, digits: int = 3) -> str:
     return f"{rounded:#.{digits}g}"  # '#' keeps trailing zeros: 80.0, 1.00
 
 
+def _config_value(result: Any, key: str, pattern: str = r"\d+") -> str | None:
+    """``key``'s value in a result's ``metric_config`` ("samples=10000, seed=0, ..."), None when absent."""
+    match = re.search(rf"\b{key}=({pattern})", str(getattr(result, "metric_config", None) or ""))
+    return match.group(1) if match else None
+
+
 def _config_number(result: Any, key: str) -> int | None:
-    match = re.search(rf"\b{key}=(\d+)", str(getattr(result, "metric_config", None) or ""))
-    return int(match.group(1)) if match else None
+    value = _config_value(result, key)
+    return None if value is None else int(value)
 
 
 def _header(results: Sequence[Any], reference: dict[str, Any] | None) -> str:
@@ -42,8 +48,7 @@ def _header(results: Sequence[Any], reference: dict[str, Any] | None) -> str:
     samples = {n for n in (_config_number(r, "samples") for r in results) if n is not None}
     heldout = {n for n in (_config_number(r, "heldout_images") for r in results) if n is not None}
     parts = [f"on {', '.join(datasets)}"]
-    temperatures = {m.group(1) for r in results
-                    if (m := re.search(r"\btemperature=([\d.]+)", str(getattr(r, "metric_config", None) or "")))}
+    temperatures = {t for t in (_config_value(r, "temperature", r"[\d.]+") for r in results) if t is not None}
     if samples:
         at = f" at temperature {', '.join(sorted(temperatures))}" if temperatures else ""
         parts.append(f"{', '.join(f'{n:,}' for n in sorted(samples))} samples{at}")

@@ -10,7 +10,6 @@ from typing import Any
 
 from ..errors import ConfigError, VaeganError
 from ..files import check_output_path, write_file
-from ..models.validation import MAX_SAMPLE_TEMPERATURE
 from .evaluate import DEFAULT_DATA, DEFAULT_IWAE_SAMPLES, DEFAULT_NUM_HELDOUT, DEFAULT_NUM_SAMPLES
 from .features import FEATURE_EXTRACTORS, check_features
 from .registry import METRICS
@@ -104,11 +103,11 @@ def _check_model_or_real(args: argparse.Namespace) -> None:
     if not args.real and (args.image_size is not None or args.channels is not None):
         raise ConfigError("--image-size and --channels go with --real; a model is evaluated at its own image shape.")
     if args.temperature is not None:
+        from ..demo.limits import MAX_TEMPERATURE, check_range  # the range of vaegan sample and the demo
+
         if args.real:
             raise ConfigError("--temperature goes with a model (the temperature it samples at); drop it with --real.")
-        if not 0 <= args.temperature <= MAX_SAMPLE_TEMPERATURE:  # also refuses nan
-            raise ConfigError(f"--temperature must be between 0 and {MAX_SAMPLE_TEMPERATURE:g}, got "
-                              f"{args.temperature}.")
+        check_range("--temperature", args.temperature, 0.0, MAX_TEMPERATURE)
 
 
 def _write_output(path: str, result: dict[str, Any]) -> None:
